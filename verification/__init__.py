@@ -1,0 +1,1 @@
+"""SMS phone verification: send a code, wait for the human, decide."""

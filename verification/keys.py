@@ -1,0 +1,32 @@
+"""Every Redis key name the service uses, in one place."""
+
+PREFIX = "verif"
+
+# Sorted set of pending verification ids scored by deadline (ms); the sweep reads it.
+DEADLINES = f"{PREFIX}:deadlines"
+# Sorted set of every verification id scored by creation time (ms), for listing and purging.
+CREATED = f"{PREFIX}:created"
+
+
+def state(verification_id: str) -> str:
+    """Hash: the verification's fields (status, phone, hash of the code, times...)."""
+    return f"{PREFIX}:{{{verification_id}}}:state"
+
+
+def events(verification_id: str) -> str:
+    """List: what happened to the verification, oldest first (never a code)."""
+    return f"{PREFIX}:{{{verification_id}}}:events"
+
+
+def phone(e164: str) -> str:
+    """String: the id of the newest verification started for a number."""
+    return f"{PREFIX}:phone:{e164}"
+
+
+def inbound(message_sid: str) -> str:
+    """String: the reply already given to an inbound SMS, so a retry counts once."""
+    return f"{PREFIX}:inbound:{message_sid}"
+
+
+def verification_keys(verification_id: str) -> list[str]:
+    return [state(verification_id), events(verification_id)]

@@ -1,0 +1,50 @@
+-- Check a candidate code: the one atomic step that compares and spends an attempt.
+-- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = deadlines zset
+-- ARGV[1] = HMAC of the candidate code   ARGV[2] = retention (s)   ARGV[3] = channel (api, sms, durable)
+-- ARGV[4] = id
+-- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check
+--   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'not_found'}
+end
+local function answer(outcome)
+  local reply = redis.call('HGETALL', KEYS[1])
+  table.insert(reply, 1, outcome)
+  return reply
+end
+
+local s = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'expires', 'hash')
+local status, attempts, expires, hash = s[1], tonumber(s[2]), tonumber(s[3]), s[4]
+if status ~= 'pending' then
+  return answer('not_pending')
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local retention = tonumber(ARGV[2])
+
+local function finish(final, event)
+  redis.call('HSET', KEYS[1], 'status', final, 'updated', now, 'attempts', attempts)
+  redis.call('RPUSH', KEYS[2], cjson.encode(event))
+  redis.call('EXPIRE', KEYS[1], retention)
+  redis.call('EXPIRE', KEYS[2], retention)
+  redis.call('ZREM', KEYS[3], ARGV[4])
+end
+
+-- Redis's own clock decides, so a late or lost expiry task never lets a stale code through.
+if now >= expires then
+  finish('expired', {t = now, e = 'expired'})
+  return answer('expired')
+end
+if hash and hash == ARGV[1] then
+  finish('approved', {t = now, e = 'response', via = ARGV[3], ok = true})
+  return answer('approved')
+end
+attempts = attempts - 1
+if attempts <= 0 then
+  attempts = 0
+  finish('max_attempts_reached', {t = now, e = 'response', via = ARGV[3], ok = false})
+  return answer('wrong')
+end
+redis.call('HSET', KEYS[1], 'attempts', attempts, 'updated', now)
+redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'response', via = ARGV[3], ok = false}))
+return answer('wrong')

@@ -1,0 +1,26 @@
+-- Start a verification: store its state, index it, and point its number at it.
+-- KEYS[1] = state hash        KEYS[2] = events list     KEYS[3] = phone index string
+-- KEYS[4] = deadlines zset    KEYS[5] = created zset
+-- ARGV[1] = id                ARGV[2] = phone (E.164)   ARGV[3] = window (ms)
+-- ARGV[4] = max attempts      ARGV[5] = code length     ARGV[6] = retention (s)
+-- returns {"created", created_ms, expires_ms, previous_id_or_empty} | {"exists"}
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'exists'}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = now + tonumber(ARGV[3])
+-- A record that is never finished still vanishes: its deadline plus the retention.
+local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + tonumber(ARGV[6])
+redis.call('HSET', KEYS[1],
+  'phone', ARGV[2], 'status', 'pending', 'send', 'queued',
+  'created', now, 'updated', now, 'expires', expires,
+  'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'started'}))
+redis.call('EXPIRE', KEYS[2], ttl)
+local previous = redis.call('GET', KEYS[3]) or ''
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ttl)
+redis.call('ZADD', KEYS[4], expires, ARGV[1])
+redis.call('ZADD', KEYS[5], now, ARGV[1])
+return {'created', now, expires, previous}

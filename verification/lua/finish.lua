@@ -1,0 +1,43 @@
+-- Move a pending verification to a final status: the expiry timer, a cancel, or a failed send.
+-- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = deadlines zset
+-- ARGV[1] = final status (expired | canceled | failed)   ARGV[2] = retention (s)   ARGV[3] = id
+-- ARGV[4] = reason (may be empty)   ARGV[5..] = more field, value pairs to set
+-- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after
+--   outcome: done | not_due (expired asked before the deadline; ms = time left) | not_pending | not_found
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'not_found', 0}
+end
+local function answer(outcome, ms)
+  local reply = redis.call('HGETALL', KEYS[1])
+  table.insert(reply, 1, ms)
+  table.insert(reply, 1, outcome)
+  return reply
+end
+
+local s = redis.call('HMGET', KEYS[1], 'status', 'expires')
+if s[1] ~= 'pending' then
+  return answer('not_pending', 0)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local final = ARGV[1]
+-- The worker's clock may run ahead of Redis's: the deadline is Redis's to judge.
+if final == 'expired' and now < tonumber(s[2]) then
+  return answer('not_due', tonumber(s[2]) - now)
+end
+redis.call('HSET', KEYS[1], 'status', final, 'updated', now)
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[4])
+end
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local event = {t = now, e = final}
+if ARGV[4] ~= '' then
+  event.reason = ARGV[4]
+end
+redis.call('RPUSH', KEYS[2], cjson.encode(event))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('ZREM', KEYS[3], ARGV[3])
+return answer('done', now)

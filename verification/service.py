@@ -1,0 +1,97 @@
+"""The verification lifecycle: start, read, check, cancel. Views and tasks call this."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from verification import codes, phone as phones
+from verification.errors import ApiError, Conflict, NotFound
+from verification.model import CANCELED, EXPIRED, PENDING, Verification
+from verification.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Hands work to the background: what the service needs of Celery, and no more."""
+
+    def send_challenge(self, verification_id: str) -> None:
+        raise NotImplementedError
+
+    def expire_later(self, verification_id: str, countdown: float) -> None:
+        raise NotImplementedError
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+class VerificationService:
+    def __init__(self, store: Store, settings, dispatcher: Dispatcher):
+        self.store = store
+        self.settings = settings
+        self.dispatcher = dispatcher
+
+    def start(self, raw_phone, verification_id: str | None = None) -> Verification:
+        try:
+            e164 = phones.parse(raw_phone)
+        except phones.InvalidPhone as exc:
+            raise ApiError(str(exc), code="invalid_phone") from None
+        verification_id = verification_id or new_id()
+        s = self.settings
+        created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
+                                    s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH)
+        if created.previous_id and created.previous_id != verification_id:
+            # One pending verification per number, so an SMS reply always finds exactly one.
+            self.store.finish(created.previous_id, CANCELED, reason="superseded by a newer verification")
+        self.dispatcher.send_challenge(verification_id)
+        self.dispatcher.expire_later(verification_id, s.VERIFICATION_WINDOW_SECONDS)
+        log.info("verification started for %s", phones.mask(e164), extra={"verification_id": verification_id})
+        return Verification(
+            id=verification_id, phone=e164, status=PENDING, send_status="queued",
+            created_ms=created.created_ms, updated_ms=created.created_ms, expires_ms=created.expires_ms,
+            attempts_remaining=s.VERIFICATION_MAX_ATTEMPTS, max_attempts=s.VERIFICATION_MAX_ATTEMPTS,
+            code_length=s.VERIFICATION_CODE_LENGTH,
+        )
+
+    def get(self, verification_id: str) -> Verification:
+        verification = self.store.get(verification_id)
+        if verification is None:
+            raise NotFound(f"No verification {verification_id}.")
+        if verification.status == PENDING and time.time() * 1000 >= verification.expires_ms:
+            # The expiry task is late or lost; Redis's clock has the last word.
+            done = self.store.finish(verification_id, EXPIRED)
+            verification = done.verification or verification
+        return verification
+
+    def check(self, verification_id: str, code, channel: str = "api") -> tuple[Verification, bool]:
+        """Compare a code; returns the verification after the check and whether it was approved.
+
+        One Redis round trip: the script answers with the state as it is after the check.
+        """
+        if not codes.is_well_formed(code):
+            raise ApiError("code must be a string of 4 to 10 ASCII digits", code="invalid_code")
+        code_hash = codes.digest(self.settings.CODE_HASH_SECRET, verification_id, code)
+        result = self.store.check(verification_id, code_hash, channel)
+        if result.outcome == "not_found":
+            raise NotFound(f"No verification {verification_id}.")
+        log.info("check: %s", result.outcome, extra={"verification_id": verification_id})
+        if result.outcome in ("not_pending", "expired"):
+            raise not_pending(result.verification)
+        return result.verification, result.outcome == "approved"
+
+    def cancel(self, verification_id: str) -> Verification:
+        result = self.store.finish(verification_id, CANCELED, reason="canceled by the client")
+        if result.outcome == "not_found":
+            raise NotFound(f"No verification {verification_id}.")
+        if result.outcome == "not_pending":
+            raise not_pending(result.verification)
+        log.info("verification canceled", extra={"verification_id": verification_id})
+        return result.verification
+
+
+def not_pending(verification: Verification) -> Conflict:
+    return Conflict(f"The verification is {verification.status}; only a pending verification can change.",
+                    code="not_pending", status=verification.status)
