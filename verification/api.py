@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
+from verification.auth import require_api_key
 from verification.errors import ApiError
 from verification.model import Verification, iso
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
+require_api_key(bp)
 
 
 def service():
