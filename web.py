@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(api.bp)
+    # Further blueprints: Durable Functions API, Twilio webhooks, demo page, operations.
 
     @app.get("/healthz")
     def healthz():

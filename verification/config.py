@@ -63,6 +63,16 @@ class Settings:
     # Allows running with no API_KEYS and a built-in CODE_HASH_SECRET: for local use only.
     DEVELOPMENT_MODE: bool = False
 
+    # --- Durable Functions compatibility ---
+
+    # --- SMS replies and Twilio webhooks ---
+
+    # --- Security and abuse limits ---
+
+    # --- Operations: metrics, logs ---
+
+    # --- Demo page ---
+
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
         environ = os.environ if environ is None else environ
