@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import code_in, wait_for, wrong_code
+from tests.conftest import API_KEY, code_in, wait_for, wrong_code
 
 PHONE = "+14155550100"
 
@@ -38,3 +38,118 @@ def test_start_sends_a_code_that_approves(client, twilio, worker, state):
     assert checked.json["status"] == "approved"
     assert checked.json["attemptsRemaining"] == 4
     assert client.get(body["links"]["self"]).json["status"] == "approved"
+
+
+def sent_code(client, twilio, phone=PHONE):
+    """Start a verification and return it with the code the stub received."""
+    body = start(client, phone).json
+    code = code_in(twilio.wait_for_message(phone))
+    wait_for(lambda: client.get(body["links"]["self"]).json["sendStatus"] == "sent")
+    return body, code
+
+
+def test_wrong_codes_spend_attempts_until_max_attempts_reached(client, twilio, worker):
+    body, code = sent_code(client, twilio)
+    for remaining in (3, 2, 1):
+        response = client.post(body["links"]["check"], json={"code": wrong_code(code)})
+        assert response.status_code == 200
+        assert response.json["approved"] is False
+        assert response.json["status"] == "pending"
+        assert response.json["attemptsRemaining"] == remaining
+    last = client.post(body["links"]["check"], json={"code": wrong_code(code)})
+    assert last.status_code == 200
+    assert (last.json["approved"], last.json["status"], last.json["attemptsRemaining"]) == (
+        False, "max_attempts_reached", 0)
+    # Even the right code is refused now, and refused as a conflict naming the status.
+    after = client.post(body["links"]["check"], json={"code": code})
+    assert after.status_code == 409
+    assert after.json["error"]["code"] == "not_pending"
+    assert after.json["error"]["status"] == "max_attempts_reached"
+
+
+def test_check_after_approval_is_a_conflict_not_a_second_success(client, twilio, worker):
+    body, code = sent_code(client, twilio)
+    assert client.post(body["links"]["check"], json={"code": code}).json["approved"] is True
+    again = client.post(body["links"]["check"], json={"code": code})
+    assert again.status_code == 409
+    assert again.json["error"]["status"] == "approved"
+
+
+@pytest.mark.parametrize("code", ["123", "12345678901", "12a4", "١٢٣٤", "", 1234, None, [], {"c": 1}, " 1234"])
+def test_malformed_code_is_400_and_costs_nothing(client, twilio, worker, code):
+    body = start(client).json
+    response = client.post(body["links"]["check"], json={"code": code})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_code"
+    assert client.get(body["links"]["self"]).json["attemptsRemaining"] == 4
+
+
+def test_cancel(client, twilio, worker):
+    body, code = sent_code(client, twilio)
+    response = client.post(body["links"]["cancel"])
+    assert response.status_code == 200
+    assert response.json["status"] == "canceled"
+    again = client.post(body["links"]["cancel"])
+    assert again.status_code == 409
+    assert again.json["error"]["status"] == "canceled"
+    assert client.post(body["links"]["check"], json={"code": code}).status_code == 409
+
+
+def test_unknown_verification_is_404(client, worker):
+    for response in (client.get("/v1/verifications/nope"),
+                     client.post("/v1/verifications/nope/check", json={"code": "1234"}),
+                     client.post("/v1/verifications/nope/cancel")):
+        assert response.status_code == 404
+        assert response.json["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("body", [
+    {"phone": "not a number"}, {"phone": "4155550100"}, {"phone": 14155550100}, {"phone": ""}, {},
+    {"phone": PHONE, "extra": 1}, [PHONE], "+14155550100",
+])
+def test_bad_starts_are_400_and_store_nothing(client, state, body):
+    response = client.post("/v1/verifications", json=body)
+    assert response.status_code == 400
+    assert set(response.json["error"]) >= {"code", "message"}
+    assert state.dbsize() == 0
+
+
+def test_number_is_stored_in_e164(client, twilio, worker):
+    body = client.post("/v1/verifications", json={"phone": "+1 (415) 555-0100"}).json
+    assert body["phone"] == PHONE
+    assert twilio.wait_for_message(PHONE)
+
+
+def test_expiry_task_expires_a_pending_verification(make_app, twilio, worker, state):
+    client = make_app(VERIFICATION_WINDOW_SECONDS="1").test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_KEY}"
+    body, code = sent_code(client, twilio)
+    # The worker's expiry task marks it, without any read or check nudging it.
+    wait_for(lambda: state.hget(f"verif:{{{body['id']}}}:state", "status") == "expired", timeout=10)
+    response = client.post(body["links"]["check"], json={"code": code})
+    assert response.status_code == 409
+    assert response.json["error"]["status"] == "expired"
+
+
+def test_second_start_for_a_number_supersedes_the_first(client, twilio, worker):
+    first, first_code = sent_code(client, twilio)
+    second = start(client).json
+    second_code = code_in(twilio.wait_for_message(PHONE, count=2))
+    assert client.get(first["links"]["self"]).json["status"] == "canceled"
+    assert client.post(first["links"]["check"], json={"code": first_code}).status_code == 409
+    wait_for(lambda: client.get(second["links"]["self"]).json["sendStatus"] == "sent")
+    assert client.post(second["links"]["check"], json={"code": second_code}).json["approved"] is True
+
+
+def test_finished_records_are_kept_for_the_retention_period(make_app, twilio, worker, state):
+    client = make_app(VERIFICATION_RETENTION_SECONDS="60").test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_KEY}"
+    body, code = sent_code(client, twilio)
+    client.post(body["links"]["check"], json={"code": code})
+    for key in (f"verif:{{{body['id']}}}:state", f"verif:{{{body['id']}}}:events"):
+        assert 0 < state.ttl(key) <= 60
+
+
+def test_responses_are_not_cached(client, worker):
+    response = start(client)
+    assert response.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,190 @@
+"""The check script's guarantees, on a real Redis: atomic, budgeted, deadline by Redis's clock."""
+
+import threading
+import time
+
+import pytest
+import redis
+
+from tests.conftest import CODE_HASH_SECRET, code_in, wait_for
+from verification import codes, keys
+from verification.config import Settings
+from verification.errors import ApiError, Conflict
+from verification.service import Dispatcher, VerificationService
+from verification.store import Store
+
+PHONE = "+14155550100"
+
+
+class Recorder(Dispatcher):
+    """Sends nothing: the verification's fate is left to the test (no worker, no expiry task)."""
+
+    def __init__(self):
+        self.sent, self.expiries = [], []
+
+    def send_challenge(self, verification_id):
+        self.sent.append(verification_id)
+
+    def expire_later(self, verification_id, countdown):
+        self.expiries.append((verification_id, countdown))
+
+
+@pytest.fixture
+def service(service_env, state):
+    def make(**overrides):
+        settings = Settings.from_env(service_env, **overrides)
+        connection = redis.Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
+        return VerificationService(Store(connection, settings.VERIFICATION_RETENTION_SECONDS), settings, Recorder())
+
+    return make
+
+
+def with_code(service, code: str):
+    """A started verification whose code is `code`, stored as the worker would store it."""
+    verification = service.start(PHONE)
+    code_hash = codes.digest(CODE_HASH_SECRET, verification.id, code)
+    assert service.store.claim_send(verification.id, code_hash)[0] == "claimed"
+    return verification
+
+
+def all_at_once(count, action):
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(action())
+        except ApiError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+def test_simultaneous_wrong_checks_spend_exactly_the_budget(service):
+    svc = service()
+    v = with_code(svc, "0042")
+    results, errors = all_at_once(100, lambda: svc.check(v.id, "9999"))
+    assert len(results) == 4  # min(100, budget): each spent one attempt
+    assert sorted(r.attempts_remaining for r, approved in results) == [0, 1, 2, 3]
+    assert not any(approved for _, approved in results)
+    assert len(errors) == 96 and all(isinstance(e, Conflict) for e in errors)
+    assert all(e.details["status"] == "max_attempts_reached" for e in errors)
+    state = svc.store.get(v.id)
+    assert (state.status, state.attempts_remaining) == ("max_attempts_reached", 0)
+    responses = [e for e in svc.store.events(v.id) if e["e"] == "response"]
+    assert len(responses) == 4  # nothing was compared beyond the budget
+
+
+def test_the_right_code_among_many_wrong_ones_approves_exactly_once(service):
+    # A budget larger than the wrong guesses, so whatever the order, one right code must win.
+    svc = service(VERIFICATION_MAX_ATTEMPTS="100")
+    v = with_code(svc, "0042")
+    attempts = ["1111"] * 80 + ["0042"] * 20
+    lock = threading.Lock()
+
+    def next_code():
+        with lock:
+            return attempts.pop()
+
+    results, errors = all_at_once(100, lambda: svc.check(v.id, next_code()))
+    approvals = [r for r, approved in results if approved]
+    wrongs = [r for r, approved in results if not approved]
+    assert len(approvals) == 1
+    assert len(results) + len(errors) == 100
+    assert all(e.details["status"] == "approved" for e in errors)
+    final = svc.store.get(v.id)
+    assert final.status == "approved"
+    assert final.attempts_remaining == 100 - len(wrongs)
+    assert len([e for e in svc.store.events(v.id) if e["e"] == "response"]) == len(results)
+
+
+def test_leading_zero_codes_match_exactly(service):
+    svc = service()
+    v = with_code(svc, "0042")
+    assert svc.check(v.id, "0420")[1] is False
+    verification, approved = svc.check(v.id, "0042")
+    assert approved and verification.status == "approved"
+
+
+def test_a_check_before_the_code_was_sent_is_a_wrong_guess(service):
+    svc = service()
+    v = svc.start(PHONE)
+    verification, approved = svc.check(v.id, "1234")
+    assert not approved and verification.attempts_remaining == 3
+
+
+def test_lazy_expiry_when_the_expiry_task_never_runs(service, state):
+    svc = service(VERIFICATION_WINDOW_SECONDS="1")
+    v = with_code(svc, "0042")
+    assert svc.dispatcher.expiries == [(v.id, 1)]  # asked for, but nobody runs it here
+    time.sleep(1.1)
+    assert state.hget(keys.state(v.id), "status") == "pending"  # nothing touched it yet
+    with pytest.raises(Conflict) as refused:
+        svc.check(v.id, "0042")  # the right code, too late: Redis's clock decides
+    assert refused.value.details["status"] == "expired"
+    assert state.hget(keys.state(v.id), "status") == "expired"
+    assert state.zscore(keys.DEADLINES, v.id) is None
+
+
+def test_a_read_after_the_deadline_shows_expired(service, state):
+    svc = service(VERIFICATION_WINDOW_SECONDS="1")
+    v = with_code(svc, "0042")
+    time.sleep(1.1)
+    assert svc.get(v.id).status == "expired"
+    assert state.hget(keys.state(v.id), "status") == "expired"
+
+
+def test_the_expiry_task_is_a_no_op_on_a_final_verification(service):
+    svc = service()
+    v = with_code(svc, "0042")
+    svc.check(v.id, "0042")
+    result = svc.store.finish(v.id, "expired")
+    assert result.outcome == "not_pending"
+    assert svc.store.get(v.id).status == "approved"
+
+
+def test_expiry_before_the_deadline_is_refused_as_not_due(service):
+    svc = service(VERIFICATION_WINDOW_SECONDS="30")
+    v = with_code(svc, "0042")
+    result = svc.store.finish(v.id, "expired")
+    assert result.outcome == "not_due" and 29000 < result.ms <= 30000
+    assert svc.store.get(v.id).status == "pending"
+
+
+def test_pending_state_and_its_indexes(service, state):
+    svc = service(VERIFICATION_WINDOW_SECONDS="90", VERIFICATION_RETENTION_SECONDS="100")
+    v = svc.start(PHONE)
+    h = state.hgetall(keys.state(v.id))
+    assert h["status"] == "pending" and h["phone"] == PHONE and h["send"] == "queued"
+    assert int(h["expires"]) - int(h["created"]) == 90_000
+    assert 180 <= state.ttl(keys.state(v.id)) <= 190
+    assert state.get(keys.phone(PHONE)) == v.id
+    assert state.zscore(keys.DEADLINES, v.id) == int(h["expires"])
+    assert state.zscore(keys.CREATED, v.id) == int(h["created"])
+
+
+def test_no_plaintext_code_anywhere_in_redis_after_a_flow(client, twilio, worker, state):
+    body = client.post("/v1/verifications", json={"phone": PHONE}).json
+    code = code_in(twilio.wait_for_message(PHONE))
+    wait_for(lambda: client.get(body["links"]["self"]).json["sendStatus"] == "sent")
+    client.post(body["links"]["check"], json={"code": f"{(int(code) + 1) % 10000:04d}"})
+    client.post(body["links"]["check"], json={"code": code})
+    dump = []
+    for key in state.scan_iter():
+        dump.append(key)
+        kind = state.type(key)
+        if kind == "hash":
+            dump.extend(f"{k}={v}" for k, v in state.hgetall(key).items())
+        elif kind == "list":
+            dump.extend(state.lrange(key, 0, -1))
+        elif kind == "zset":
+            dump.extend(state.zrange(key, 0, -1))
+        elif kind == "string":
+            dump.append(state.get(key))
+    assert dump and not any(code in item for item in dump)
