@@ -47,7 +47,7 @@ class Verification:
             attempts_remaining=int(h["attempts"]),
             max_attempts=int(h["max"]),
             code_length=int(h["len"]),
-            reason=h.get("reason") if h.get("status") == FAILED or h.get("reason") else None,
+            reason=h.get("reason"),
             error_code=int(h["error"]) if h.get("error") else None,
             delivery_status=h.get("delivery"),
         )
