@@ -19,22 +19,52 @@ enable_utc = True
 worker_send_task_events = True
 task_send_sent_event = True
 
-# A send is acknowledged only once it ran, so a worker that dies holding it hands it back; the
-# send ledger in Redis (queued -> sending -> sent) keeps a redelivered task from sending twice.
+# A task is acknowledged only once it ran, so a worker that dies holding one hands it back. A send
+# may then run twice; the send ledger in Redis (queued -> sending -> sent) makes the second run skip
+# once the first may have reached Twilio: at most one accepted SMS per verification.
 task_acks_late = True
-# A child killed mid-task (OOM, SIGKILL) also gives its message back: the ledger decides.
+# A pool child killed mid-task (OOM, SIGKILL of the child) gives its message back at once, and the
+# ledger decides. Without this, late acks would still ack a task whose process vanished.
 task_reject_on_worker_lost = True
-# Late acks and prefetching do not mix: take one message at a time per process.
+# Late acks and prefetching do not mix: a worker holds about as many messages as it has processes
+# (plus the countdown tasks it waits on), so a hard-killed worker strands as few sends as possible.
 worker_prefetch_multiplier = 1
+# On a lost broker connection, let running tasks finish rather than cancel them: a send halfway
+# through its Twilio request should record its outcome. (Celery warns that 6.0 will change the
+# default; this keeps our choice either way.)
+worker_cancel_long_running_tasks_on_connection_loss = False
 
-# Unacked messages (an expiry waiting for its countdown, a send whose worker died) return to the
-# queue after this many seconds. It must exceed the verification window, or every countdown would
-# be redelivered while it waits; a redelivered expiry or send is harmless, only wasted.
+# Unacked messages (an expiry waiting for its countdown, a send whose worker died hard) return to
+# the queue after this many seconds. It must exceed the verification window (which also bounds a
+# send's retry countdown), or every countdown would be redelivered while it waits: harmless, as
+# expiry and send are idempotent, but wasted. The price: a send stranded by SIGKILL comes back
+# after the window, when it can only skip; that verification expires (no SMS, never two). A warm
+# shutdown (SIGTERM) hands its messages back at once instead.
 broker_transport_options = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(max(300, 2 * _window)))),
+    # A Redis that vanishes without closing the connection (failover, a dropped NAT entry) must not
+    # hang a publish from the web app for ever.
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
 }
 # Keep trying to reach Redis while it is down, forever, instead of exiting.
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
+
+# The sweep: expiry that a countdown task missed. Countdown tasks live in the worker's memory once
+# fetched; a worker killed hard, or a broker connection lost (a Redis restart), drops them until the
+# visibility timeout returns them. The sweep marks every pending verification past its deadline
+# `expired` (verification/challenge.py), so status, metrics and callbacks converge within one
+# interval. Run beat once (`celery -A tasks worker --beat`, or a `celery -A tasks beat` process).
+_sweep_seconds = float(os.environ.get("VERIFICATION_SWEEP_SECONDS", "20"))
+beat_schedule = {
+    "sweep-overdue-verifications": {
+        "task": "verification.sweep",
+        "schedule": _sweep_seconds,
+        # A sweep that waited longer than its interval (no worker running) is dropped: the next one
+        # does the same work.
+        "options": {"expires": _sweep_seconds},
+    },
+}
 
 worker_hijack_root_logger = False

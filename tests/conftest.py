@@ -27,10 +27,11 @@ API_KEY = "test-api-key-0123456789"
 class Worker:
     """A real `celery -A tasks worker` process, its output in a log file."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2):
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, args: tuple[str, ...] = ()):
         self.env = env
         self.log_path = log_path
         self.concurrency = concurrency
+        self.args = tuple(args)  # more worker options, e.g. ("--beat", "--schedule", path)
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> "Worker":
@@ -39,7 +40,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-l", "info",
                  "-c", str(self.concurrency), "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
-                 "--without-mingle", "--without-gossip"],
+                 "--without-mingle", "--without-gossip", *self.args],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout

@@ -44,6 +44,7 @@ class TwilioStub:
     def __init__(self):
         self.messages: list[Message] = []
         self.requests: list[dict] = []  # every POST, accepted or not
+        self.request_times: list[float] = []  # time.monotonic() when each of `requests` arrived
         self._plans: list[Planned] = []
         self.delay = 0.0  # seconds to hold every request before answering
         self._lock = threading.Condition()
@@ -67,6 +68,7 @@ class TwilioStub:
         with self._lock:
             self.messages.clear()
             self.requests.clear()
+            self.request_times.clear()
             self._plans.clear()
             self.delay = 0.0
 
@@ -134,6 +136,7 @@ class TwilioStub:
                     return self._error(401, 20003, "Authentication Error - invalid username")
                 with stub._lock:
                     stub.requests.append(form)
+                    stub.request_times.append(time.monotonic())
                     stub._lock.notify_all()
                     plan = stub._plans.pop(0) if stub._plans else None
                     delay = stub.delay

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
+from verification import openapi
 from verification.auth import require_api_key
 from verification.errors import ApiError
 from verification.model import Verification, iso
+from verification.ratelimits import caller
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 require_api_key(bp)
@@ -24,7 +26,8 @@ def json_object(allowed: set[str], required: set[str] = frozenset()) -> dict:
     else:
         try:
             body = request.get_json(force=True)
-        except BadRequest:
+        except (BadRequest, RecursionError):
+            # json.loads gives up on deep nesting ("[[[[...") with RecursionError, not ValueError.
             raise ApiError("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError("The body must be a JSON object.", code="invalid_json")
@@ -68,7 +71,7 @@ def respond(body: dict, status: int = 200, **headers):
 @bp.post("/verifications")
 def start():
     body = json_object({"phone"}, {"phone"})
-    verification = service().start(body["phone"])
+    verification = service().start(body["phone"], caller=caller())
     return respond(resource(verification), 202, Location=f"/v1/verifications/{verification.id}")
 
 
@@ -80,7 +83,7 @@ def read(verification_id: str):
 @bp.post("/verifications/<verification_id>/check")
 def check(verification_id: str):
     body = json_object({"code"}, {"code"})
-    verification, approved = service().check(verification_id, body["code"])
+    verification, approved = service().check(verification_id, body["code"], caller=caller())
     return respond(resource(verification, approved=approved))
 
 
@@ -88,3 +91,76 @@ def check(verification_id: str):
 def cancel(verification_id: str):
     json_object(set())
     return respond(resource(service().cancel(verification_id)))
+
+
+
+# The OpenAPI description of these routes; verification/openapi.py adds the shared parts.
+_NO_STORE = {"Cache-Control": {"description": "`no-store`: the resource is about one person's number.",
+                               "schema": {"type": "string"}}}
+_RESOURCE = {"description": "The verification.", "headers": _NO_STORE,
+             "content": openapi.json_content(openapi.ref("Verification"))}
+_ID = [{"name": "verification_id", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "The id from the start response."}]
+
+
+def _body(schema: dict, required: bool = True) -> dict:
+    return {"required": required, "content": openapi.json_content({"type": "object", "additionalProperties": False,
+                                                                    **schema})}
+
+
+OPENAPI_PATHS = {
+    "/v1/verifications": {
+        "post": {
+            "tags": ["verifications"],
+            "operationId": "startVerification",
+            "summary": "Start a verification: send a code by SMS",
+            "description": "A newer start for the same number cancels the pending one (superseded).",
+            "requestBody": _body({"required": ["phone"], "properties": {"phone": {
+                "type": "string", "minLength": 1, "maxLength": 64, "examples": ["+14155550100"],
+                "description": "International format; stored in E.164. A number `phonenumbers` does not "
+                               "find valid is a 400."}}}),
+            "responses": {
+                "202": {"description": "Started; the SMS is queued.",
+                        "headers": {**_NO_STORE, "Location": {"$ref": "#/components/headers/Location"}},
+                        "content": openapi.json_content(openapi.ref("Verification"))},
+                **openapi.errors(400, 429),
+            },
+        },
+    },
+    "/v1/verifications/{verification_id}": {
+        "parameters": _ID,
+        "get": {
+            "tags": ["verifications"],
+            "operationId": "getVerification",
+            "summary": "Read a verification",
+            "responses": {"200": _RESOURCE, **openapi.errors(404)},
+        },
+    },
+    "/v1/verifications/{verification_id}/check": {
+        "parameters": _ID,
+        "post": {
+            "tags": ["verifications"],
+            "operationId": "checkVerification",
+            "summary": "Check a code",
+            "description": "A wrong code spends an attempt; a malformed one (not 4 to 10 ASCII digits) is a "
+                           "400 and costs none.",
+            "requestBody": _body({"required": ["code"], "properties": {"code": {
+                "type": "string", "pattern": "^[0-9]{4,10}$", "examples": ["0042"]}}}),
+            "responses": {
+                "200": {"description": "Checked: `approved` says whether the code was right.",
+                        "headers": _NO_STORE, "content": openapi.json_content(openapi.ref("CheckResult"))},
+                **openapi.errors(400, 404, 409, 429),
+            },
+        },
+    },
+    "/v1/verifications/{verification_id}/cancel": {
+        "parameters": _ID,
+        "post": {
+            "tags": ["verifications"],
+            "operationId": "cancelVerification",
+            "summary": "Cancel a pending verification",
+            "requestBody": _body({"maxProperties": 0}, required=False),
+            "responses": {"200": _RESOURCE, **openapi.errors(400, 404, 409)},
+        },
+    },
+}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from verification.errors import ApiError
+from verification.ratelimits import key_fingerprint
 
 
 def presented_key(allow_url_forms: bool) -> str | None:
@@ -35,14 +36,19 @@ def is_valid(key: str | None, keys) -> bool:
 
 def require_api_key(blueprint, *, allow_url_forms: bool = False) -> None:
     """Guard every route of `blueprint` with the keys in API_KEYS."""
+    # The OpenAPI document reads this to describe each route's security.
+    blueprint.api_key_forms = ("bearer", "query", "basic") if allow_url_forms else ("bearer",)
 
     @blueprint.before_request
     def _check_key():
         settings = current_app.extensions["verification.settings"]
         if not settings.API_KEYS and settings.DEVELOPMENT_MODE:
             return None
-        if not is_valid(presented_key(allow_url_forms), settings.API_KEYS):
+        key = presented_key(allow_url_forms)
+        if not is_valid(key, settings.API_KEYS):
             raise ApiError("A valid API key is required: Authorization: Bearer <key>.",
                            code="unauthorized", http_status=401,
                            headers={"WWW-Authenticate": 'Bearer realm="verification"'})
+        # For the per-key rate limit: a fingerprint, so the key itself never reaches Redis.
+        g.api_key_id = key_fingerprint(key)
         return None

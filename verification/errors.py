@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import kombu.exceptions
 import redis
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
@@ -64,6 +65,13 @@ def register(app) -> None:
     def _redis_down(error: redis.RedisError):
         log.warning("Redis unavailable: %s", type(error).__name__)
         return error_response(ApiError("The verification store is unavailable; try again shortly.",
+                                       code="unavailable", http_status=503, headers={"Retry-After": "5"}))
+
+    @app.errorhandler(kombu.exceptions.OperationalError)
+    def _broker_down(error: kombu.exceptions.OperationalError):
+        # The broker can be a Redis of its own (CELERY_BROKER_URL): its outage is a 503 too.
+        log.warning("Celery broker unavailable: %s", type(error).__name__)
+        return error_response(ApiError("The task queue is unavailable; try again shortly.",
                                        code="unavailable", http_status=503, headers={"Retry-After": "5"}))
 
     @app.errorhandler(Exception)

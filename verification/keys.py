@@ -7,6 +7,13 @@ DEADLINES = f"{PREFIX}:deadlines"
 # Sorted set of every verification id scored by creation time (ms), for listing and purging.
 CREATED = f"{PREFIX}:created"
 
+# Hash read by the benchmark's floor route (verification/floor.py); never written by the service.
+BENCH_FLOOR = f"{PREFIX}:bench:floor"
+
+# Rate-limit keys belong to the `limits` library, under its own prefix:
+# `LIMITS:LIMITER/<limit name>/<who>/<amount>/<multiples>/<granularity>` (lists of hit times).
+LIMITS_PREFIX = "LIMITS"
+
 
 def state(verification_id: str) -> str:
     """Hash: the verification's fields (status, phone, hash of the code, times...)."""

@@ -8,6 +8,20 @@ import phonenumbers
 class InvalidPhone(ValueError):
     """Not a phone number that can receive an SMS."""
 
+    code = "invalid_phone"
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details
+
+
+class RefusedDestination(InvalidPhone):
+    """A valid number this service is configured not to send codes to."""
+
+    def __init__(self, message: str, code: str, **details):
+        super().__init__(message, **details)
+        self.code = code
+
 
 def parse(raw) -> str:
     """The number in E.164, from any international form (`+1 415-555-0100`)."""
@@ -22,6 +36,29 @@ def parse(raw) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone("phone is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_destination(e164: str, allowed_countries=(), blocked_types=()) -> None:
+    """Refuse numbers outside ALLOWED_COUNTRIES, and types in BLOCKED_NUMBER_TYPES ("none": no type).
+
+    An SMS to a premium-rate or shared-cost number earns its operator money (SMS pumping), and a fixed
+    line, toll-free or pager number cannot read a code; `phonenumbers` tells them apart by numbering plan.
+    Numbers it cannot tell (FIXED_LINE_OR_MOBILE, as all of North America) pass.
+    """
+    number = phonenumbers.parse(e164, None)
+    allowed = {c.upper() for c in allowed_countries}
+    region = phonenumbers.region_code_for_number(number)
+    if allowed and region not in allowed:
+        raise RefusedDestination(f"phone numbers from {region} are not accepted", "country_not_allowed",
+                                 country=region)
+    blocked = {t.upper() for t in blocked_types} - {"NONE"}
+    kind = _TYPE_NAMES.get(phonenumbers.number_type(number), "UNKNOWN")
+    if kind in blocked:
+        raise RefusedDestination(f"{kind.lower().replace('_', ' ')} numbers cannot receive verification codes",
+                                 "number_type_not_allowed", numberType=kind.lower())
+
+
+_TYPE_NAMES = {value: name for name, value in vars(phonenumbers.PhoneNumberType).items() if name.isupper()}
 
 
 def mask(e164: str) -> str:

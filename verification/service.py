@@ -6,9 +6,11 @@ import logging
 import secrets
 import time
 
-from verification import codes, phone as phones
+import redis
+
+from verification import codes, metrics, phone as phones
 from verification.errors import ApiError, Conflict, NotFound
-from verification.model import CANCELED, EXPIRED, PENDING, Verification
+from verification.model import CANCELED, EXPIRED, FAILED, PENDING, Verification
 from verification.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,31 +25,47 @@ class Dispatcher:
     def expire_later(self, verification_id: str, countdown: float) -> None:
         raise NotImplementedError
 
+    def new_verification(self, verification_id: str, countdown: float) -> None:
+        """Both tasks of a start; a dispatcher may send them together."""
+        self.send_challenge(verification_id)
+        self.expire_later(verification_id, countdown)
+
 
 def new_id() -> str:
     return secrets.token_hex(16)
 
 
 class VerificationService:
-    def __init__(self, store: Store, settings, dispatcher: Dispatcher):
+    def __init__(self, store: Store, settings, dispatcher: Dispatcher, limiter=None):
         self.store = store
         self.settings = settings
         self.dispatcher = dispatcher
+        # ratelimits.Limiter; None runs without rate limits.
+        self.limiter = limiter
 
-    def start(self, raw_phone, verification_id: str | None = None) -> Verification:
+    def start(self, raw_phone, verification_id: str | None = None, caller=None) -> Verification:
+        """`caller` (ratelimits.Caller: client IP, API key fingerprint) adds the per-IP and per-key limits."""
+        s = self.settings
         try:
             e164 = phones.parse(raw_phone)
+            phones.check_destination(e164, s.ALLOWED_COUNTRIES, s.BLOCKED_NUMBER_TYPES)
         except phones.InvalidPhone as exc:
-            raise ApiError(str(exc), code="invalid_phone") from None
+            raise ApiError(str(exc), code=exc.code, **exc.details) from None
+        if self.limiter:
+            self.limiter.start(e164, caller)
         verification_id = verification_id or new_id()
-        s = self.settings
         created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
                                     s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH)
         if created.previous_id and created.previous_id != verification_id:
             # One pending verification per number, so an SMS reply always finds exactly one.
             self.store.finish(created.previous_id, CANCELED, reason="superseded by a newer verification")
-        self.dispatcher.send_challenge(verification_id)
-        self.dispatcher.expire_later(verification_id, s.VERIFICATION_WINDOW_SECONDS)
+        try:
+            self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
+        except Exception:
+            # The broker is out of reach and the client gets a 503: leave no pending verification
+            # behind it. A send that was queued after all finds it final and skips.
+            self._abandon(verification_id)
+            raise
         log.info("verification started for %s", phones.mask(e164), extra={"verification_id": verification_id})
         return Verification(
             id=verification_id, phone=e164, status=PENDING, send_status="queued",
@@ -55,6 +73,12 @@ class VerificationService:
             attempts_remaining=s.VERIFICATION_MAX_ATTEMPTS, max_attempts=s.VERIFICATION_MAX_ATTEMPTS,
             code_length=s.VERIFICATION_CODE_LENGTH,
         )
+
+    def _abandon(self, verification_id: str) -> None:
+        try:
+            self.store.finish(verification_id, FAILED, reason="the SMS could not be queued", send="failed")
+        except redis.RedisError:
+            pass  # Redis is down too: the sweep expires it at its deadline.
 
     def get(self, verification_id: str) -> Verification:
         verification = self.store.get(verification_id)
@@ -66,13 +90,17 @@ class VerificationService:
             verification = done.verification or verification
         return verification
 
-    def check(self, verification_id: str, code, channel: str = "api") -> tuple[Verification, bool]:
+    def check(self, verification_id: str, code, channel: str = "api", caller=None) -> tuple[Verification, bool]:
         """Compare a code; returns the verification after the check and whether it was approved.
 
         One Redis round trip: the script answers with the state as it is after the check.
+        `caller` (ratelimits.Caller) adds the per-IP limit on checks; SMS replies come without one.
         """
         if not codes.is_well_formed(code):
+            metrics.checked("malformed", channel)
             raise ApiError("code must be a string of 4 to 10 ASCII digits", code="invalid_code")
+        if self.limiter:
+            self.limiter.check(caller)
         code_hash = codes.digest(self.settings.CODE_HASH_SECRET, verification_id, code)
         result = self.store.check(verification_id, code_hash, channel)
         if result.outcome == "not_found":
@@ -82,8 +110,8 @@ class VerificationService:
             raise not_pending(result.verification)
         return result.verification, result.outcome == "approved"
 
-    def cancel(self, verification_id: str) -> Verification:
-        result = self.store.finish(verification_id, CANCELED, reason="canceled by the client")
+    def cancel(self, verification_id: str, reason: str = "canceled by the client") -> Verification:
+        result = self.store.finish(verification_id, CANCELED, reason=reason)
         if result.outcome == "not_found":
             raise NotFound(f"No verification {verification_id}.")
         if result.outcome == "not_pending":

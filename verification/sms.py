@@ -11,6 +11,7 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3 import exceptions as urllib3_errors
 
 from verification.phone import mask
 
@@ -26,11 +27,14 @@ class SendError(Exception):
     """The provider did not accept the message."""
 
     def __init__(self, message: str, *, transient: bool, error_code: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, maybe_sent: bool = False):
         super().__init__(message)
         self.transient = transient
         self.error_code = error_code
         self.retry_after = retry_after
+        # The request left but no answer came back: Twilio may have accepted it. Retrying could send
+        # a second SMS, so the caller must not.
+        self.maybe_sent = maybe_sent
 
 
 class ConsoleSender:
@@ -82,9 +86,31 @@ class TwilioSender:
                 transient = False
             raise SendError(f"Twilio answered {exc.status} (error {exc.code})", transient=transient,
                             error_code=exc.code, retry_after=self.http.retry_after()) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SendError(f"Twilio unreachable: {type(exc).__name__}", transient=True) from None
+        except requests.RequestException as exc:
+            if _never_sent(exc):
+                raise SendError(f"Twilio unreachable: {type(exc).__name__}", transient=True) from None
+            raise SendError(f"No answer from Twilio ({type(exc).__name__}); the SMS may have been sent",
+                            transient=False, maybe_sent=True) from None
         return Sent(sid=message.sid)
+
+
+# Failures of the connection itself (refused, DNS, connect timeout, TLS handshake, proxy): they
+# happen before a byte of the request is sent, so a retry cannot make a second SMS.
+_CONNECT_FAILURES = (urllib3_errors.NewConnectionError, urllib3_errors.ConnectTimeoutError,
+                     urllib3_errors.SSLError, urllib3_errors.ProxyError)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request certainly never reached Twilio.
+
+    The client does not retry, so urllib3 wraps errors of the connect phase in MaxRetryError and
+    raises errors after the request went out (read timeout, connection reset, a cut-off response)
+    as they are; those are the ambiguous ones.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, urllib3_errors.MaxRetryError) and isinstance(cause.reason, _CONNECT_FAILURES)
 
 
 class _RecordingHttpClient(TwilioHttpClient):

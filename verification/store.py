@@ -9,10 +9,10 @@ from importlib import resources
 
 import redis
 
-from verification import keys
+from verification import keys, metrics
 from verification.model import Verification
 
-_SCRIPTS = ("create", "check", "finish", "claim_send", "record_send")
+_SCRIPTS = ("create", "check", "finish", "claim_send", "record_send", "record_delivery", "purge")
 
 
 def _load(name: str) -> str:
@@ -69,6 +69,7 @@ class Store:
         )
         if reply[0] == "exists":
             raise IdTaken(verification_id)
+        metrics.started()
         return Created(int(reply[1]), int(reply[2]), reply[3] or None)
 
     def get(self, verification_id: str) -> Verification | None:
@@ -76,6 +77,10 @@ class Store:
         if not h:
             return None
         return _verification(verification_id, [_text(item) for pair in h.items() for item in pair])
+
+    def newest_for(self, phone: str) -> str | None:
+        """The id of the newest verification started for a number (E.164), while it is kept."""
+        return _text(self.redis.get(keys.phone(phone)))
 
     def events(self, verification_id: str) -> list[dict]:
         return [json.loads(item) for item in self.redis.lrange(keys.events(verification_id), 0, -1)]
@@ -86,7 +91,9 @@ class Store:
             [*keys.verification_keys(verification_id), keys.DEADLINES],
             [code_hash, self.retention, channel, verification_id],
         )
-        return CheckOutcome(reply[0], _verification(verification_id, reply[1:]))
+        result = CheckOutcome(reply[0], _verification(verification_id, reply[1:]))
+        _count_check(result, channel)
+        return result
 
     def finish(self, verification_id: str, final: str, reason: str = "", **fields) -> FinishOutcome:
         extra = [item for pair in fields.items() for item in pair]
@@ -95,6 +102,8 @@ class Store:
             [*keys.verification_keys(verification_id), keys.DEADLINES],
             [final, self.retention, verification_id, reason, *extra],
         )
+        if reply[0] == "done":
+            metrics.finished(final)
         return FinishOutcome(reply[0], _verification(verification_id, reply[2:]), int(reply[1]))
 
     def claim_send(self, verification_id: str, code_hash: str) -> list[str]:
@@ -103,10 +112,49 @@ class Store:
     def record_send(self, verification_id: str, outcome: str, detail: str) -> list[str]:
         return self._run("record_send", keys.verification_keys(verification_id), [outcome, detail])
 
+    def record_delivery(self, verification_id: str, status: str, message_sid: str,
+                        error_code: str = "") -> str:
+        """Twilio's delivery status for the challenge SMS; returns recorded | stale | other_message | not_found."""
+        return self._run("record_delivery", keys.verification_keys(verification_id),
+                         [status, message_sid, error_code])[0]
+
+    def purge(self, verification_id: str, created_ms: int | None = None) -> bool:
+        """Delete a verification and its index entries; with `created_ms`, only the one created then."""
+        phone = _text(self.redis.hget(keys.state(verification_id), "phone")) or ""
+        reply = self._scripts["purge"](
+            keys=[*keys.verification_keys(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED],
+            args=[verification_id, "" if created_ms is None else created_ms],
+        )
+        return int(reply) == 1
+
+    def created_between(self, min_ms: float, max_ms: float, offset: int, count: int) -> list[tuple[str, int]]:
+        """(id, created ms) from the creation index, oldest first; ids may outlive their records."""
+        rows = self.redis.zrangebyscore(keys.CREATED, min_ms, max_ms, start=offset, num=count, withscores=True)
+        return [(_text(member), int(score)) for member, score in rows]
+
+    def get_many(self, verification_ids: list[str]) -> list[Verification | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for verification_id in verification_ids:
+            pipe.hgetall(keys.state(verification_id))
+        return [
+            _verification(verification_id, [_text(item) for pair in h.items() for item in pair])
+            for verification_id, h in zip(verification_ids, pipe.execute())
+        ]
+
     def overdue(self, limit: int = 1000) -> list[str]:
         """Ids of pending verifications whose deadline has passed by this host's clock."""
         now_ms = int(time.time() * 1000)
         return [_text(i) for i in self.redis.zrangebyscore(keys.DEADLINES, 0, now_ms, start=0, num=limit)]
+
+
+def _count_check(result: CheckOutcome, channel: str) -> None:
+    # Counted here, where the scripts answer, so every path that ends a verification is counted once.
+    metrics.checked(result.outcome, channel)
+    verification = result.verification
+    if result.outcome in ("approved", "wrong", "expired") and verification and verification.is_final:
+        metrics.finished(verification.status)
+        if verification.status == "approved":
+            metrics.approved_after((verification.updated_ms - verification.created_ms) / 1000)
 
 
 def _verification(verification_id: str, flat: list) -> Verification | None:

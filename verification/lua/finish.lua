@@ -4,7 +4,9 @@
 -- ARGV[4] = reason (may be empty)   ARGV[5..] = more field, value pairs to set
 -- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after
 --   outcome: done | not_due (expired asked before the deadline; ms = time left) | not_pending | not_found
+-- An id that is not pending (or gone) leaves the deadlines index too, so the sweep never meets it again.
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[3])
   return {'not_found', 0}
 end
 local function answer(outcome, ms)
@@ -16,6 +18,7 @@ end
 
 local s = redis.call('HMGET', KEYS[1], 'status', 'expires')
 if s[1] ~= 'pending' then
+  redis.call('ZREM', KEYS[3], ARGV[3])
   return answer('not_pending', 0)
 end
 local t = redis.call('TIME')

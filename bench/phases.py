@@ -1,0 +1,226 @@
+"""The benchmark's phases, in the order they run; each leaves its figures in `Run.results`."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from celery import Celery
+
+from bench import measure, report
+from bench.load import Load, post
+from bench.stack import Stack
+from verification.dispatch import CeleryDispatcher
+from verification.store import Store
+
+PHONES = (f"+1415{200 + i // 10000:03d}{i % 10000:04d}" for i in itertools.count())
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class Run:
+    def __init__(self, args, stack: Stack, load: Load):
+        self.args, self.stack, self.load = args, stack, load
+        self.state, self.broker = stack.redis(0), stack.redis(1)
+        self.verifications: list[tuple[str, str]] = []  # (id, phone) of every start with the long window
+        self.results: dict = {"throughput": {}, "round_trips": [], "traces": {}}
+
+    # --- helpers ---
+
+    def starts(self, count: int, port: int | None = None, **kw):
+        phones = [next(PHONES) for _ in range(count)]
+        result = self.load.run([post("/v1/verifications", {"phone": p}) for p in phones], port=port,
+                               keep_id=True, **kw)
+        made = [(row[3], phone) for row, phone in zip(result.rows, phones) if row[3]]
+        if len(made) < count:
+            raise RuntimeError(f"{count - len(made)} of {count} starts failed: {result.statuses()}; "
+                               f"see the logs in {self.stack.workdir}")
+        self.verifications += made
+        return result, made
+
+    def codes_for(self, made):
+        twilio = self.stack.twilio
+        wait_until(lambda: all(phone in twilio.received for _, phone in made), 120 + len(made) / 20, "SMS")
+        return [(vid, twilio.received[phone][1]) for vid, phone in made]
+
+    def drained(self):
+        """The worker has sent every SMS and holds every expiry task."""
+        held = len(self.verifications)
+        return (self.broker.llen("celery") == 0 and self.broker.hlen("unacked") >= held
+                and self.stack.twilio.count() >= held)
+
+    def timed(self, name: str, label: str, requests, **kw):
+        self.stack.pause_worker()
+        try:
+            result = self.load.run(requests, keep_id=name == "start", **kw)
+        finally:
+            self.stack.resume_worker()
+        latencies = result.latencies()
+        self.results["throughput"][name] = {
+            "label": label, "requests": len(requests), "clients": min(self.load.clients, len(requests)),
+            "rps": result.throughput, "p50": report.percentile(latencies, 50),
+            "p99": report.percentile(latencies, 99), "statuses": result.statuses(), "latencies": latencies}
+        row = self.results["throughput"][name]
+        log(f"{label}: {row['rps']:.0f} req/s, p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, "
+            f"{row['statuses']}")
+        return result
+
+    # --- phases ---
+
+    def warm_up(self):
+        log("warming up")
+        self.load.run([post("/bench/floor")] * 200)
+        _, made = self.starts(2 * self.args.round_trips + 20)
+        self.warm = self.codes_for(made)
+        self.load.run([post(f"/v1/verifications/{vid}/check", {"code": wrong(code)}) for vid, code in self.warm])
+
+    def round_trips(self, port: int, limits: str, pending: list[tuple[str, str]]):
+        n = len(pending)
+        r = self.state
+        cases = [
+            ("Floor: POST /bench/floor", lambda: self.load.run([post("/bench/floor")] * n, clients=1, port=port)),
+            ("Start", lambda: self.starts(n, port=port, clients=1)),
+            ("Check, wrong code", lambda: self.load.run(
+                [post(f"/v1/verifications/{vid}/check", {"code": wrong(code)}) for vid, code in pending],
+                clients=1, port=port)),
+        ]
+        if port == self.stack.port:
+            cases.append(("Check, right code", lambda: self.load.run(
+                [post(f"/v1/verifications/{vid}/check", {"code": code}) for vid, code in pending],
+                clients=1, port=port)))
+        self.stack.pause_worker()
+        try:
+            for label, send in cases:
+                counted = measure.per_request(r, send, n)
+                self.results["round_trips"].append({"label": label, "limits": limits, **counted})
+                log(f"round trips, {label} (limits {limits}): {counted['round_trips']:.2f} {counted['commands']}")
+        finally:
+            self.stack.resume_worker()
+
+    def traces(self):
+        url = f"{self.stack.redis_server.url}/0"
+        vid, code = self.warm[-1]
+        self.stack.pause_worker()
+        try:
+            self.results["traces"]["start"] = measure.trace(url, lambda: self.starts(1, clients=1))
+            self.results["traces"]["check (wrong code)"] = measure.trace(url, lambda: self.load.run(
+                [post(f"/v1/verifications/{vid}/check", {"code": wrong(code)})], clients=1))
+        finally:
+            self.stack.resume_worker()
+
+    def throughput_and_memory(self):
+        a = self.args
+        wait_until(self.drained, 300, "the worker to drain")
+        before = measure.memory(self.state, self.broker)
+        rss0 = self.stack.worker_rss()
+        self.timed("floor", "Floor: POST /bench/floor", [post("/bench/floor", {"code": "0000"})] * a.floor)
+        phones = [next(PHONES) for _ in range(a.starts)]
+        result = self.timed("start", "Start: POST /v1/verifications",
+                            [post("/v1/verifications", {"phone": p}) for p in phones])
+        made = [(row[3], phone) for row, phone in zip(result.rows, phones) if row[3]]
+        self.verifications += made
+        log(f"waiting for the worker to send {len(made)} SMS and hold their expiry tasks")
+        wait_until(self.drained, 600 + len(made) / 10, "the worker to drain", interval=0.5)
+        time.sleep(1)  # let the last acks and RSS settle
+        after = measure.memory(self.state, self.broker)
+        rss1 = self.stack.worker_rss()
+        n = len(made)
+        sample = made[:200]
+        used = after["used"] - before["used"]
+        broker = after["broker_unacked"] - before["broker_unacked"]
+        limits = after["limits_per_phone"] - before["limits_per_phone"]
+        shared = after["limits_shared"] - before["limits_shared"]
+        one = self.broker.hvals("unacked")[0]
+        self.results["memory"] = {
+            "count": n, "per_pending": (used - shared) / n, "broker_per": broker / n, "limits_per": limits / n,
+            "state_per": (used - shared - broker - limits) / n, "shared_limits": shared,
+            "keys": measure.key_sizes(self.state, [v for v, _ in sample], [p for _, p in sample]),
+            "message_bytes": len(one.encode()), "held": after["held"],
+            "rss_main0": rss0[0], "rss_main1": rss1[0], "rss_all0": rss0[1], "rss_all1": rss1[1],
+            "rss_per_task": (rss1[0] - rss0[0]) / max(after["held"] - before["held"], 1)}
+        log(f"memory: {self.results['memory']['per_pending']:.0f} B per pending verification "
+            f"(broker {broker / n:.0f}, rate limits {limits / n:.0f}); worker RSS "
+            f"{rss0[0] / 2**20:.1f} -> {rss1[0] / 2**20:.1f} MiB holding {after['held']}")
+        self.pending = made
+
+    def checks(self):
+        k = min(self.args.checks, len(self.pending))
+        chosen = self.codes_for(self.pending[:k])
+        wrong_requests = [post(f"/v1/verifications/{vid}/check", {"code": wrong(code)})
+                          for _ in range(3) for vid, code in chosen]
+        self.timed("check_wrong", "Check, wrong code", wrong_requests)
+        self.timed("check_right", "Check, right code", [post(f"/v1/verifications/{vid}/check", {"code": code})
+                                                         for vid, code in chosen])
+
+    def sms_latency(self):
+        a = self.args
+        result, made = self.starts(a.sms, clients=1, interval=1 / a.sms_rate)
+        self.codes_for(made)
+        sent = {phone: row[0] for row, (_, phone) in zip(
+            [r for r in result.rows if r[3]], made)}
+        delays = [self.stack.twilio.received[phone][0] - sent[phone] for _, phone in made]
+        self.results["sms"] = {"count": len(delays), "rate": a.sms_rate, "p50": report.percentile(delays, 50),
+                               "p99": report.percentile(delays, 99), "max": max(delays)}
+        log(f"start -> SMS: p50 {self.results['sms']['p50'] * 1000:.1f} ms, "
+            f"p99 {self.results['sms']['p99'] * 1000:.1f} ms")
+
+    def expiry(self):
+        """`--expiring` verifications whose deadlines fall within `--spread` seconds of each other."""
+        a = self.args
+        app = Celery("verification")
+        app.config_from_object("celeryconfig")
+        app.conf.broker_url = f"{self.stack.redis_server.url}/1"
+        store = Store(self.stack.redis(0), 86400)
+        dispatcher = CeleryDispatcher(app)
+        lead = 5 + a.expiring / 200  # seconds to make them all, with room to spare
+        first = time.time() + lead
+        ids = []
+        for i in range(a.expiring):
+            deadline = first + a.spread * i / a.expiring
+            window_ms = int((deadline - time.time()) * 1000)
+            vid = f"exp{i:05d}{time.time_ns() % 10**9:09d}"
+            store.create(vid, next(PHONES), window_ms, 4, 4)
+            dispatcher.expire_later(vid, window_ms / 1000)
+            ids.append(vid)
+        if time.time() > first:
+            log("warning: making the expiring verifications took longer than the lead; their deadlines spread")
+        from verification import keys
+
+        def statuses():
+            pipe = self.state.pipeline(transaction=False)
+            for vid in ids:
+                pipe.hmget(keys.state(vid), "status", "updated", "expires")
+            return pipe.execute()
+
+        wait_until(lambda: all(s[0] != "pending" for s in statuses()) or time.time() > first + a.spread + 60,
+                   a.spread + lead + 90, "the expiry phase", interval=0.5)
+        rows = statuses()
+        lags = [int(u) - int(e) for s, u, e in rows if s == "expired"]
+        app.close()
+        store.redis.close()
+        self.results["expiry"] = {
+            "count": len(ids), "expired": len(lags), "spread": a.spread,
+            "p50_ms": report.percentile(lags, 50), "p99_ms": report.percentile(lags, 99),
+            "max_ms": max(lags) if lags else float("nan")}
+        if lags:
+            step = max(1, len(lags) // 10)
+            log(f"expiry lag by deadline order (every {step}th, ms): {lags[::step]}")
+        log(f"expiry lag over {len(lags)}/{len(ids)}: p50 {self.results['expiry']['p50_ms']:.0f} ms, "
+            f"p99 {self.results['expiry']['p99_ms']:.0f} ms")
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"

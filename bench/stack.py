@@ -1,0 +1,156 @@
+"""What the benchmark runs against: Redis, the Twilio stand-in, gunicorn and a Celery worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from bench.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TwilioStandIn
+from verification.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-api-key-0123456789abcdef"
+# High enough that no limit refuses the benchmark's traffic, so the limits' cost is measured, not their refusals.
+OPEN_LIMITS = {
+    "LIMIT_STARTS_PER_API_KEY": "100000/minute",
+    "LIMIT_STARTS_PER_IP": "100000/minute",
+    "LIMIT_SMS_GLOBAL": "100000/minute",
+    "LIMIT_CHECKS_PER_IP": "100000/minute",
+}
+NO_LIMITS = {name: "off" for name in (*OPEN_LIMITS, "LIMIT_STARTS_PER_PHONE")}
+
+
+class Stack:
+    def __init__(self, workdir: Path, *, web_workers: int, web_class: str, web_threads: int,
+                 worker_concurrency: int, window: int, limits: bool):
+        self.workdir = workdir
+        self.web_args = ["-w", str(web_workers), "-k", web_class, "--threads", str(web_threads)]
+        self.worker_concurrency = worker_concurrency
+        self.redis_server = RedisServer(workdir / "redis")
+        self.twilio = TwilioStandIn()
+        self.port = free_port()
+        self.window = window
+        self.limits = limits
+        self.web: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+        self.extra_web: list[subprocess.Popen] = []
+
+    # --- lifecycle ---
+
+    def env(self, **overrides) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("VERIFICATION_", "TWILIO_", "CELERY_", "LIMIT_", "REDIS_"))}
+        env.update({
+            "REDIS_URL": f"{self.redis_server.url}/0",
+            # State in DB 0 and the broker in DB 1, so their memory can be told apart.
+            "CELERY_BROKER_URL": f"{self.redis_server.url}/1",
+            "SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_PHONE_NUMBER": FROM_NUMBER, "TWILIO_API_BASE_URL": self.twilio.url,
+            "CODE_HASH_SECRET": "bench-code-hash-secret", "API_KEYS": API_KEY,
+            "VERIFICATION_WINDOW_SECONDS": str(self.window), "BENCH_FLOOR_ROUTE": "1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(OPEN_LIMITS if self.limits else NO_LIMITS)
+        env.update(overrides)
+        return env
+
+    def start(self) -> "Stack":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.redis_server.start()
+        self.twilio.start()
+        self.web = self.start_web(self.port, self.env())
+        self.worker = self._start_worker()
+        return self
+
+    def start_web(self, port: int, env: dict) -> subprocess.Popen:
+        with open(self.workdir / f"web-{port}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "web:app", "-b", f"127.0.0.1:{port}", *self.web_args,
+                 "--backlog", "2048"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.workdir}/web-{port}.log")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return process
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn not ready in 30 s")
+
+    def _start_worker(self) -> subprocess.Popen:
+        log_path = self.workdir / "worker.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-l", "info", "-P", "prefork",
+                 "-c", str(self.worker_concurrency), "-n", "bench@%h", "--without-mingle", "--without-gossip"],
+                cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited; see {log_path}")
+            if " ready." in log_path.read_text(errors="replace"):
+                return process
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready in 60 s; see {log_path}")
+
+    def stop(self) -> None:
+        for process in [*self.extra_web, self.web]:
+            if process and process.poll() is None:
+                process.terminate()
+                process.wait(15)
+        if self.worker and self.worker.poll() is None:
+            self.resume_worker()
+            self.worker.terminate()
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait()
+        self.twilio.stop()
+        self.redis_server.stop()
+
+    # --- the worker, paused while the web tier is timed so both get the same CPUs ---
+
+    def pause_worker(self) -> None:
+        os.killpg(self.worker.pid, signal.SIGSTOP)
+
+    def resume_worker(self) -> None:
+        os.killpg(self.worker.pid, signal.SIGCONT)
+
+    def worker_rss(self) -> tuple[int, int]:
+        """(RSS of the worker's main process, RSS of it and its pool processes), in bytes."""
+        pids = [self.worker.pid, *_children(self.worker.pid)]
+        sizes = [_rss(pid) for pid in pids]
+        return sizes[0], sum(sizes)
+
+    # --- Redis ---
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def redis(self, db: int = 0) -> redis.Redis:
+        return redis.Redis.from_url(f"{self.redis_server.url}/{db}", decode_responses=True)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_children(int(child))]
+    return found
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0

@@ -1,0 +1,104 @@
+"""Log lines: JSON with the verification id in production, plain locally; masked numbers, never a code."""
+
+import json
+import logging
+import re
+
+import pytest
+
+from tests.conftest import API_KEY, code_in, wait_for
+from verification import logs
+
+PHONE = "+14155550123"
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def shows(code: str, text: str) -> bool:
+    # The code as a number of its own: not part of a longer number, a time or a duration like 0.0421s.
+    return re.search(rf"(?<![0-9.]){code}(?![0-9])", text) is not None
+
+
+def test_web_lines_are_json_with_the_verification_id_and_a_masked_number(make_app, capsys):
+    client = make_app(LOG_FORMAT="json").test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_KEY}"
+    capsys.readouterr()
+    started = client.post("/v1/verifications", json={"phone": PHONE})
+    assert started.status_code == 202
+    verification_id = started.json["id"]
+
+    err = capsys.readouterr().err
+    lines = json_lines(err)
+    assert lines, err
+    about = [line for line in lines if line.get("verification_id") == verification_id]
+    assert any(line["message"].startswith("verification started for +1415") for line in about), lines
+    for line in about:
+        assert {"time", "level", "logger", "message"} <= set(line)
+    assert PHONE not in err
+
+
+def test_worker_lines_are_json_with_the_verification_id_and_no_code(make_app, twilio, worker):
+    # Ten digits, so that no time, pid or id in the log can look like the code by chance.
+    client = make_app(VERIFICATION_CODE_LENGTH="10").test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_KEY}"
+    offset = len(worker.log())
+    started = client.post("/v1/verifications", json={"phone": PHONE})
+    verification_id = started.json["id"]
+    code = code_in(twilio.wait_for_message(PHONE))
+    assert client.post(f"/v1/verifications/{verification_id}/check", json={"code": code}).json["approved"]
+
+    def lines_about():
+        lines = json_lines(worker.log()[offset:])
+        about = [line for line in lines if line.get("verification_id") == verification_id]
+        return about if any("challenge sent" in line["message"] for line in about) else None
+
+    about = wait_for(lines_about)
+    assert all(line["level"] in {"INFO", "WARNING"} for line in about)
+    # Celery's own lines about the tasks carry the id too, taken from the tasks' argument.
+    assert any(line["message"].startswith("Task verification.send_challenge") and line["message"].endswith(
+        "received") for line in about)
+    assert any(line["message"].startswith("Task verification.expire") for line in about)
+    assert any(line["logger"] == "celery.app.trace" for line in about)
+    text = worker.log()[offset:]
+    assert PHONE not in text
+    assert len(code) == 10 and not shows(code, text)
+
+
+def test_plain_lines_for_local_use(make_app, capsys):
+    client = make_app(DEVELOPMENT_MODE="1", API_KEYS="").test_client()
+    capsys.readouterr()
+    started = client.post("/v1/verifications", json={"phone": PHONE})
+    assert started.status_code == 202
+    err = capsys.readouterr().err
+    assert f"[{started.json['id']}] verification started for +1415*****23" in err
+    assert not any(line.startswith("{") for line in err.splitlines())
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("challenge sent to +14155550123", "challenge sent to +1415*****23"),
+    ("Your verification code is 0042", "Your verification code is [redacted]"),
+    ("GET /durabletask/instances/abc?code=secret-key&taskHub=x HTTP/1.1",
+     "GET /durabletask/instances/abc?code=[redacted]&taskHub=x HTTP/1.1"),
+    ("check: wrong", "check: wrong"),
+])
+def test_scrub(message, expected):
+    assert logs.scrub(message) == expected
+
+
+def test_json_formatter_keeps_extras_and_exceptions():
+    formatter = logs.JsonFormatter()
+    try:
+        raise ValueError("boom for +14155550123")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info())
+    record.verification_id = "abc"
+    record.attempt = 2
+    line = json.loads(formatter.format(record))
+    assert line["message"] == "failed here"
+    assert line["verification_id"] == "abc"
+    assert line["attempt"] == 2
+    assert "ValueError: boom for +1415*****23" in line["exception"]
