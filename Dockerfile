@@ -1,17 +1,15 @@
 # One image for every process: web (gunicorn), worker and beat (celery), flower.
 FROM python:3.11-slim
 
-# PROMETHEUS_MULTIPROC_DIR: each container counts in its own directory (a tmpfs in docker-compose.yml);
-# see verification/metrics.py.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PROMETHEUS_MULTIPROC_DIR=/run/prometheus
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# /data: Flower's state (a volume in docker-compose.yml).
 RUN useradd --create-home --uid 10001 app \
- && mkdir -p /app /data /run/prometheus \
- && chown app:app /data /run/prometheus
+ && mkdir -p /app /data \
+ && chown app:app /data
 WORKDIR /app
 
 # Installed from pyproject.toml as CI installs it (`pip install .`), so the image runs exactly the

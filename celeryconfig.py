@@ -43,9 +43,9 @@ worker_cancel_long_running_tasks_on_connection_loss = False
 broker_transport_options = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(max(300, 2 * _window)))),
     # A Redis that vanishes without closing the connection (failover, a dropped NAT entry) must not
-    # hang a publish from the web app for ever.
-    "socket_timeout": 10,
-    "socket_connect_timeout": 5,
+    # hang a publish from the web app for ever (kombu's BRPOP waits 1 s at a time, well inside it).
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
 }
 # Keep trying to reach Redis while it is down, forever, instead of exiting.
 broker_connection_retry_on_startup = True
@@ -61,9 +61,9 @@ beat_schedule = {
     "sweep-overdue-verifications": {
         "task": "verification.sweep",
         "schedule": _sweep_seconds,
-        # A sweep that waited longer than its interval (no worker running) is dropped: the next one
-        # does the same work.
-        "options": {"expires": _sweep_seconds},
+        # Sweeps sent while no worker runs do not pile up: one that waited three intervals is
+        # dropped, as a later one does the same work.
+        "options": {"expires": 3 * _sweep_seconds},
     },
 }
 

@@ -6,6 +6,8 @@ import dataclasses
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from verification import api, demo, durable, errors, health, logs, metrics, openapi, webhooks
@@ -37,8 +39,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         hops = settings.PROXY_FIX_HOPS
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
+    # No retries inside a request: a command whose answer was lost may have run, and running a check
+    # again could spend an attempt twice. A Redis outage is a quick 503 instead (errors.py).
     connection = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
-                                      health_check_interval=30, decode_responses=True)
+                                      health_check_interval=30, decode_responses=True,
+                                      retry=Retry(NoBackoff(), 0))
     store = Store(connection, settings.VERIFICATION_RETENTION_SECONDS)
     if celery_app is None:
         import tasks

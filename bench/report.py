@@ -68,8 +68,8 @@ def fmt_ms(seconds: float) -> str:
 def markdown(results: dict, command: str) -> str:
     m = results["machine"]
     floor = results["throughput"]["floor"]["rps"]
-    out = ["# Benchmarks", "",
-           "Written by `python -m bench` (see the README's Benchmarks section); rerun it to refresh this page.", "",
+    out = ["## The last run", "",
+           "Written by `python -m bench` (see the README's Benchmarks section); rerun it to refresh this part.", "",
            f"Command: `{command}`", "",
            "## Machine", "",
            f"- {m['nproc']} CPUs: {m['cpu']}; {m['platform']}",

@@ -146,12 +146,29 @@ def celery_app(service_env):
 
 
 @pytest.fixture
-def state(service_env) -> redis.Redis:
+def state(service_env, request) -> redis.Redis:
     """The state database, emptied before each test that uses it."""
     connection = redis.Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
     connection.flushdb()
     yield connection
+    if "worker" in request.fixturenames:
+        # The shared worker may still owe this test an SMS; let it land now, not in the next
+        # test's Twilio stub, where a test waiting on the same number would read a stale code.
+        _wait_for_sends_to_settle(connection)
     connection.close()
+
+
+def _wait_for_sends_to_settle(connection: redis.Redis, timeout: float = 10) -> None:
+    def settled() -> bool:
+        for key in connection.scan_iter("verif:{*}:state"):
+            status, send = connection.hmget(key, "status", "send")
+            if status == "pending" and send in ("queued", "sending"):
+                return False
+        return True
+
+    deadline = time.monotonic() + timeout
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from tests.conftest import API_KEY, ROOT, code_in
 from verification import cli
 
-PHONE = "+14155550170"
+PHONE = "+16505550330"
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -60,7 +60,7 @@ def test_a_verification_from_start_to_approval(run, twilio, worker):
 
 
 def test_cancel_then_errors_exit_non_zero(run):
-    _, started, _ = run("start", PHONE)
+    _, started, _ = run("start", "+16505550331")
     status, canceled, _ = run("cancel", started["id"])
     assert status == 0 and canceled["status"] == "canceled"
 
@@ -76,7 +76,7 @@ def test_cancel_then_errors_exit_non_zero(run):
 
 
 def test_list_and_purge(run):
-    ids = [run("start", f"+1415555018{i}")[1]["id"] for i in range(3)]
+    ids = [run("start", f"+1650555034{i}")[1]["id"] for i in range(3)]
     run("cancel", ids[0])
 
     status, listed, _ = run("list", "--limit", "2")

@@ -97,6 +97,12 @@ def test_worker_metrics_port_is_exposed():
     assert worker["environment"]["WORKER_METRICS_PORT"] in worker["expose"]
 
 
+@pytest.mark.parametrize("service", ["web", "worker"])
+def test_multiprocess_metrics_have_a_fresh_directory_of_their_own(service):
+    definition = SERVICES[service]
+    assert definition["environment"]["PROMETHEUS_MULTIPROC_DIR"] in definition["tmpfs"]
+
+
 def test_compose_and_env_example_name_the_same_settings():
     names = env_example_names()
     text = (ROOT / "docker-compose.yml").read_text()

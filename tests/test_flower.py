@@ -11,7 +11,7 @@ import requests
 from tests.conftest import API_KEY, ROOT, code_in, wait_for
 from verification.redis_server import free_port
 
-PHONE = "+14155550160"
+PHONE = "+16505550350"
 AUTH = ("operator", "flower-test-password")
 
 
@@ -56,9 +56,14 @@ def test_flower_shows_the_tasks_of_a_verification_and_no_code(flower, make_app, 
     # Ten digits, so that no pid, port or id in Flower's JSON can look like the code by chance.
     client = make_app(VERIFICATION_CODE_LENGTH="10").test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_KEY}"
-    # Flower sees only events sent while it listens: wait until it has seen a harmless task.
-    probe = celery_app.send_task("verification.expire", args=["flower-probe"]).id
-    wait_for(lambda: probe in tasks_seen(flower), timeout=20, interval=0.2)
+    # Flower sees only events sent while it listens: send harmless tasks until it has seen one.
+    probes = []
+
+    def listening():
+        probes.append(celery_app.send_task("verification.expire", args=["flower-probe"]).id)
+        return set(probes) & set(tasks_seen(flower))
+
+    wait_for(listening, timeout=30, interval=0.5)
 
     started = client.post("/v1/verifications", json={"phone": PHONE})
     verification_id = started.json["id"]

@@ -9,6 +9,7 @@ container a tmpfs). Without it, each process reports only what it counted itself
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 
@@ -77,12 +78,30 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
+class _Collector(multiprocess.MultiProcessCollector):
+    """Sums the processes' files, leaving out one that a process is creating at this instant.
+
+    A new file is empty until its creator sizes it; reading it then fails the whole scrape.
+    """
+
+    def collect(self):
+        files = [path for path in glob.glob(os.path.join(self._path, "*.db")) if _size(path) > 0]
+        return self.merge(files, accumulate=True)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
 def registry() -> CollectorRegistry:
     """The figures of every process of this service (multiprocess), or of this process alone."""
     if not multiprocess_mode():
         return REGISTRY
     collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected)
+    _Collector(collected)
     return collected
 
 

@@ -1,0 +1,40 @@
+"""The benchmark runs end to end on tiny counts and reports every figure (their values are not judged)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_benchmark_runs_and_writes_its_figures(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--clients", "2", "--floor", "40", "--starts", "40", "--checks", "10",
+         "--round-trips", "5", "--sms", "5", "--sms-rate", "50", "--expiring", "20",
+         "--output", str(output), "--workdir", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    text = output.read_text()
+    for heading in ("## Machine", "## Throughput and latency", "## Start to SMS, and expiry",
+                    "## Redis round trips per request", "## Memory", "## Targets"):
+        assert heading in text
+    for row in ("| Floor: POST /bench/floor |", "| Start: POST /v1/verifications |", "| Check, wrong code |",
+                "| Check, right code |", "Expiry lag", "per pending verification", "Worker RSS"):
+        assert row in text
+    # Every request of every phase got the answer its phase expects.
+    assert "| 202: 40 |" in text and "| 200: 40 |" in text
+    assert "Round trips" in text and "nan" not in text.split("## Latency distributions")[0]
+
+
+def test_floor_route_exists_only_when_asked(make_app):
+    assert make_app().test_client().post("/bench/floor", json={}).status_code == 404
+    response = make_app(BENCH_FLOOR_ROUTE="1").test_client().post("/bench/floor", json={"code": "0000"})
+    assert response.status_code == 200
+    assert response.get_json() == {"floor": {}, "echo": ["code"]}
