@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 
 import redis
 from celery import Celery, signals
@@ -100,5 +101,9 @@ def expire(self, verification_id: str) -> str:
 @app.task(name="verification.sweep")
 def sweep() -> int:
     """Celery beat runs this (celeryconfig.beat_schedule): expiry that a countdown task missed."""
-    _, store, _ = _runtime()
-    return challenge.sweep(store)
+    settings, store, _ = _runtime()
+    expired = challenge.sweep(store)
+    # Records vanish by TTL (window + retention at most); their creation-index entries go here.
+    horizon = settings.VERIFICATION_WINDOW_SECONDS + settings.VERIFICATION_RETENTION_SECONDS
+    store.forget_created_before(int((time.time() - horizon) * 1000))
+    return expired

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 import web
 from tests.twilio_stub import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TwilioStub
@@ -192,6 +195,26 @@ def client(app):
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_KEY}"
     return client
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+@contextlib.contextmanager
+def serving(app, quiet: bool = True):
+    """The app on a real threaded HTTP server on a free loopback port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True,
+                         request_handler=_QuietHandler if quiet else WSGIRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def code_in(message) -> str:

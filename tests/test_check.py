@@ -188,3 +188,13 @@ def test_no_plaintext_code_anywhere_in_redis_after_a_flow(client, twilio, worker
         elif kind == "string":
             dump.append(state.get(key))
     assert dump and not any(code in item for item in dump)
+
+
+def test_creation_index_entries_of_vanished_records_are_forgotten(service, state):
+    svc = service()
+    v = svc.start(PHONE)
+    created = svc.store.get(v.id).created_ms
+    assert svc.store.forget_created_before(created - 1) == 0
+    assert state.zscore(keys.CREATED, v.id) == created
+    assert svc.store.forget_created_before(created + 1) == 1
+    assert state.zscore(keys.CREATED, v.id) is None

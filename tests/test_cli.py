@@ -3,32 +3,20 @@
 import json
 import subprocess
 import sys
-import threading
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import API_KEY, ROOT, code_in
+from tests.conftest import API_KEY, ROOT, code_in, serving
 from verification import cli
 
 PHONE = "+16505550330"
 
 
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-
 @pytest.fixture
 def server(make_app):
     # The server shares this process's stderr with the command line: it keeps quiet.
-    app = make_app(LOG_LEVEL="WARNING")
-    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(make_app(LOG_LEVEL="WARNING")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from tests.conftest import code_in, wrong_code
+from tests.conftest import code_in, serving, wrong_code
 from verification import keys
 from verification.demo import masked_number
 
@@ -154,20 +153,8 @@ def browser():
 @pytest.fixture
 def live_server(make_app, worker):
     """Serves the app on 127.0.0.1 in a thread; call it with settings, get the base URL."""
-    servers = []
-
-    def serve(**settings) -> str:
-        server = make_server("127.0.0.1", 0, make_app(DEMO_PAGE="1", **settings), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield serve
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with contextlib.ExitStack() as servers:
+        yield lambda **settings: servers.enter_context(serving(make_app(DEMO_PAGE="1", **settings)))
 
 
 class Person:

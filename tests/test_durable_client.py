@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
-from werkzeug.serving import make_server
 
-from tests.conftest import API_KEY, code_in
+from tests.conftest import API_KEY, code_in, serving
 
 df = pytest.importorskip("azure.durable_functions")
 http_utils = pytest.importorskip("azure.durable_functions.models.utils.http_utils")
@@ -24,13 +22,8 @@ ORCHESTRATION = "E4_SmsPhoneVerification"
 @pytest.fixture
 def base_url(make_app):
     """The app on a real HTTP server on a free port, as the client needs one."""
-    server = make_server("127.0.0.1", 0, make_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(make_app()) as url:
+        yield url
 
 
 def binding(base_url: str) -> str:

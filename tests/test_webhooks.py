@@ -17,10 +17,9 @@ import pytest
 import requests
 from celery import Celery
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 import web
-from tests.conftest import API_KEY, Worker, code_in, wait_for, wrong_code
+from tests.conftest import API_KEY, Worker, code_in, serving, wait_for, wrong_code
 from tests.twilio_stub import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from verification import keys, openapi, webhooks
 from verification.replies import TEXTS
@@ -442,13 +441,8 @@ def test_status_callbacks_are_signed_and_complete(api, hook, twilio):
 @pytest.fixture
 def live(hook_app):
     """The app on a real threaded HTTP server, so requests really run at the same time."""
-    server = make_server("127.0.0.1", 0, hook_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(hook_app) as url:
+        yield url
 
 
 def at_once(*calls):

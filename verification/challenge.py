@@ -58,10 +58,8 @@ def send(store: Store, sender, secret: str, verification_id: str, *, tries: int,
     try:
         sent = sender.send(phone, MESSAGE.format(code=code), status_callback=status_callback)
     except SendError as exc:
-        del code
         metrics.sms_send_took(time.monotonic() - began)
         return _failed(store, verification_id, exc, tries=tries, max_tries=max_tries, expires_ms=expires_ms)
-    del code
     metrics.sms_send_took(time.monotonic() - began)
     store.record_send(verification_id, "sent", sent.sid)
     metrics.sms_send("sent")

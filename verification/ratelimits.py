@@ -93,6 +93,11 @@ class Limiter:
 
     def _take(self, wanted: list[tuple[str, str | None]]) -> None:
         slots = [(name, item, ident) for name, ident in wanted if ident for item in self.rules[name]]
+        if len(slots) == 1:
+            # A moving-window hit is atomic and takes nothing when it refuses: one round trip, not two.
+            if not self.strategy.hit(slots[0][1], slots[0][0], slots[0][2]):
+                raise self._refusal(slots)
+            return
         refused = [slot for slot in slots if not self.strategy.test(slot[1], slot[0], slot[2])]
         if not refused:
             for slot in slots:

@@ -141,6 +141,10 @@ class Store:
             for verification_id, h in zip(verification_ids, pipe.execute())
         ]
 
+    def forget_created_before(self, ms: int) -> int:
+        """Drop creation-index entries of records that have vanished by their TTL."""
+        return self.redis.zremrangebyscore(keys.CREATED, 0, ms)
+
     def overdue(self, limit: int = 1000) -> list[str]:
         """Ids of pending verifications whose deadline has passed by this host's clock."""
         now_ms = int(time.time() * 1000)
