@@ -9,6 +9,10 @@ from verification import logs
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads, so a Durable start that waits (?timeout=) or an SMS reply waiting on a duplicate's answer
+# holds a thread, not a whole worker, and /readyz still answers.
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
 # Longer than DURABLE_MAX_WAIT_SECONDS, the longest a request may wait on purpose.
 timeout = 30
 graceful_timeout = 20

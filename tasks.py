@@ -103,7 +103,8 @@ def sweep() -> int:
     """Celery beat runs this (celeryconfig.beat_schedule): expiry that a countdown task missed."""
     settings, store, _ = _runtime()
     expired = challenge.sweep(store)
-    # Records vanish by TTL (window + retention at most); their creation-index entries go here.
-    horizon = settings.VERIFICATION_WINDOW_SECONDS + settings.VERIFICATION_RETENTION_SECONDS
+    # Records vanish by TTL: retention after they finish, which is at most the window after they start
+    # unless the expiry ran late; an hour of margin covers a late one before its index entry goes.
+    horizon = settings.VERIFICATION_WINDOW_SECONDS + settings.VERIFICATION_RETENTION_SECONDS + 3600
     store.forget_created_before(int((time.time() - horizon) * 1000))
     return expired

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import redis
 from flask import Flask
 from redis.backoff import NoBackoff
@@ -30,7 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Before the Flask app exists, so Flask adds no handler of its own.
     logs.configure(logs.resolve_format(settings.LOG_FORMAT, settings.DEVELOPMENT_MODE), settings.LOG_LEVEL)
     app = Flask(__name__)
-    app.config.update(dataclasses.asdict(settings))
+    # Settings live in app.extensions["verification.settings"]; Flask's config gets only what Flask reads.
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_CONTENT_LENGTH
     app.json.sort_keys = False
     if settings.PROXY_FIX_HOPS:
@@ -55,7 +53,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(api.bp)
-    # Further blueprints: Durable Functions API, Twilio webhooks, demo page, operations.
     app.register_blueprint(durable.bp)
     app.register_blueprint(webhooks.bp)
     if settings.DEMO_PAGE:

@@ -198,3 +198,31 @@ def test_creation_index_entries_of_vanished_records_are_forgotten(service, state
     assert state.zscore(keys.CREATED, v.id) == created
     assert svc.store.forget_created_before(created + 1) == 1
     assert state.zscore(keys.CREATED, v.id) is None
+
+
+def test_cancel_after_the_deadline_finds_it_expired(service, state):
+    svc = service(VERIFICATION_WINDOW_SECONDS="1")
+    v = with_code(svc, "0042")
+    time.sleep(1.1)
+    with pytest.raises(Conflict) as refused:
+        svc.cancel(v.id)
+    assert refused.value.details["status"] == "expired"
+    assert state.hget(keys.state(v.id), "status") == "expired"
+
+
+class Unreachable(Recorder):
+    def new_verification(self, verification_id, countdown):
+        raise ConnectionError("broker down")
+
+
+def test_a_start_that_cannot_queue_leaves_the_earlier_verification_alone(service, state):
+    svc = service()
+    first = with_code(svc, "0042")
+    svc.dispatcher = Unreachable()
+    with pytest.raises(ConnectionError):
+        svc.start(PHONE)
+    assert svc.store.get(first.id).status == "pending"
+    failed = [k for k in state.scan_iter("verif:{*}:state") if k != keys.state(first.id)]
+    assert [state.hget(k, "status") for k in failed] == ["failed"]
+    verification, approved = svc.check(first.id, "0042")
+    assert approved

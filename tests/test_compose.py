@@ -86,7 +86,7 @@ def test_the_celery_app_and_its_schedule():
 
 def test_gunicorn_loads_its_config_and_the_app():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VERIFICATION_", "PROMETHEUS_"))}
-    env.update(CODE_HASH_SECRET="x", API_KEYS="k")
+    env.update(CODE_HASH_SECRET="x", API_KEYS="k", SMS_BACKEND="console")
     result = subprocess.run([sys.executable, "-m", "gunicorn", "--check-config", "web:app"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -437,3 +437,14 @@ def test_real_responses_match_the_documented_schemas(client, app, state):
     valid("PurgeResult", body_of(client.delete(f"{HUB}/instances/{links['id']}")))
     documented = spec["paths"][f"{HUB}/instances/{{instance_id}}"]["get"]["responses"]
     assert {"200", "202", "401", "404", "503"} <= set(documented)
+
+
+def test_a_start_refused_as_a_duplicate_spends_no_rate_limit(make_app, worker, twilio):
+    client = make_app(LIMIT_STARTS_PER_PHONE="2/minute").test_client()
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    url = "/orchestrators/E4_SmsPhoneVerification"
+    assert client.post(f"{url}/dup-1", json="+14155550188", headers=auth).status_code == 202
+    for _ in range(3):
+        assert client.post(f"{url}/dup-1", json="+14155550188", headers=auth).status_code == 409
+    assert client.post(url, json="+14155550188", headers=auth).status_code == 202
+    assert client.post(url, json="+14155550188", headers=auth).status_code == 429

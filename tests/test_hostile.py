@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -189,7 +190,7 @@ def _routes(app):
 def test_junk_on_every_route_is_never_a_500(iso_app, state):
     app = iso_app(DEMO_PAGE=True)
     client = app.test_client()
-    for authorization in (f"Bearer {app.config['API_KEYS'][0]}", None):
+    for authorization in (f"Bearer {app.extensions['verification.settings'].API_KEYS[0]}", None):
         client.environ_base.pop("HTTP_AUTHORIZATION", None)
         if authorization:
             client.environ_base["HTTP_AUTHORIZATION"] = authorization
@@ -204,3 +205,25 @@ def test_junk_on_every_route_is_never_a_500(iso_app, state):
                         if response.status_code >= 400 and rule.endpoint not in HTML_OR_TEXT:
                             assert response.is_json or response.mimetype in ("text/xml", "application/xml"), where
     assert written(state) == []
+
+
+DEEP = json.dumps("[" * 5000)  # a JSON string holding text nested too deep to parse
+
+
+def test_deeply_nested_json_inside_durable_strings_is_a_400(client, state):
+    start = client.post("/orchestrators/E4_SmsPhoneVerification", data=DEEP, content_type="application/json")
+    assert start.status_code == 400 and start.is_json
+    assert "ExceptionMessage" in start.json
+    assert written(state) == []
+
+    started = client.post("/orchestrators/E4_SmsPhoneVerification", json=PHONE)
+    assert started.status_code == 202
+    instance = started.json["id"]
+    raised = client.post(f"/runtime/webhooks/durabletask/instances/{instance}/raiseEvent/SmsChallengeResponse",
+                         data=DEEP, content_type="application/json")
+    assert raised.status_code == 400 and raised.is_json
+    assert state.hget(keys.state(instance), "attempts") == "4"
+
+    token = base64.urlsafe_b64encode(b"[" * 3000).decode()
+    listed = client.get("/runtime/webhooks/durabletask/instances/", headers={"x-ms-continuation-token": token})
+    assert listed.status_code == 400 and listed.is_json

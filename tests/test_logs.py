@@ -105,3 +105,12 @@ def test_json_formatter_keeps_extras_and_exceptions():
     assert line["verification_id"] == "abc"
     assert line["attempt"] == 2
     assert "ValueError: boom for +1415*****23" in line["exception"]
+
+
+def test_json_formatter_scrubs_nested_extras():
+    record = logging.LogRecord("celery.app.trace", logging.ERROR, __file__, 1, "Task failed", (), None)
+    record.data = {"id": "t1", "exc": "SendError('to +14155550123')",
+                   "traceback": ["url ?code=secret-key", {"deeper": "Your verification code is 0042"}]}
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["data"]["exc"] == "SendError('to +1415*****23')"
+    assert line["data"]["traceback"] == ["url ?code=[redacted]", {"deeper": "Your verification code is [redacted]"}]

@@ -119,7 +119,8 @@ class Settings:
         values = {}
         for field in fields(cls):
             raw = overrides.get(field.name, environ.get(field.name))
-            if raw is None or raw == "" and field.type != "str":
+            # An empty value is no value: `TWILIO_API_BASE_URL=` in a .env keeps the default.
+            if raw is None or raw == "":
                 continue
             values[field.name] = _coerce(field, raw)
         return cls(**values).validated()
@@ -146,6 +147,12 @@ class Settings:
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if not 0 <= self.WORKER_METRICS_PORT <= 65535:
             raise ConfigError("WORKER_METRICS_PORT must be a port number, or 0 for none")
+        if self.SMS_BACKEND not in ("", "twilio", "console"):
+            raise ConfigError("SMS_BACKEND must be twilio or console")
+        if not self.SMS_BACKEND and self.sms_backend == "console" and not self.DEVELOPMENT_MODE:
+            # The console sender prints codes to stdout, which is a log in production: never by default.
+            raise ConfigError("No Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or "
+                              "SMS_BACKEND=console (codes go to stdout), or DEVELOPMENT_MODE=1")
         if not self.CODE_HASH_SECRET:
             if not self.DEVELOPMENT_MODE:
                 raise ConfigError("CODE_HASH_SECRET is required (or set DEVELOPMENT_MODE=1 for local use)")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, current_app, request
 
+from verification import jsontext
 from verification.api import respond
 from verification.auth import presented_key, require_api_key
 # Read by verification/openapi.py from the module that holds the views.
@@ -187,20 +187,26 @@ def _absolute(path: str) -> str:
 
 
 def _start(phone: str, instance_id: str | None) -> Verification:
-    for attempt in range(2):
-        try:
-            return service().start(phone, verification_id=instance_id, caller=caller())
-        except IdTaken:
-            existing = _existing(instance_id) if instance_id else None
-            if attempt or (existing is not None and not existing.is_final):
-                raise DurableError(f"An instance with ID '{instance_id}' is already running.",
-                                   code="instance_exists", http_status=409) from None
-            # As Durable does, a finished instance started again under its id is replaced.
+    try:
+        if instance_id:
+            # Before any limit is counted: a start refused as a duplicate spends nothing.
+            service().destination(phone)
+            existing = _existing(instance_id)
+            if existing is not None and not existing.is_final:
+                raise _running(instance_id)
             if existing is not None:
+                # As Durable does, a finished instance started again under its id is replaced.
                 service().store.purge(instance_id, existing.created_ms)
-        except ApiError as exc:
-            raise DurableError.of(exc) from None
-    raise AssertionError("unreachable")
+        return service().start(phone, verification_id=instance_id, caller=caller())
+    except IdTaken:
+        raise _running(instance_id) from None  # another start took the id in the meantime
+    except ApiError as exc:
+        raise DurableError.of(exc) from None
+
+
+def _running(instance_id: str) -> DurableError:
+    return DurableError(f"An instance with ID '{instance_id}' is already running.",
+                        code="instance_exists", http_status=409)
 
 
 def _existing(instance_id: str) -> Verification | None:
@@ -236,8 +242,8 @@ def _json_body():
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        return jsontext.loads(raw)
+    except ValueError:
         raise DurableError("The body is not valid JSON.", code="invalid_json") from None
 
 
@@ -246,7 +252,7 @@ def _phone_input() -> str:
     value = _json_body()
     if isinstance(value, str):
         try:
-            inner = json.loads(value)
+            inner = jsontext.loads(value)
         except ValueError:
             inner = None
         if isinstance(inner, str):

@@ -9,6 +9,7 @@ import math
 import re
 from datetime import datetime, timezone
 
+from verification import jsontext
 from verification.model import (APPROVED, CANCELED, EXPIRED, FAILED, MAX_ATTEMPTS_REACHED, PENDING,
                                 Verification, ms_to_datetime)
 
@@ -136,7 +137,7 @@ def event_code(value, code_length: int) -> str:
             value = int(text)
             break
         try:
-            value = json.loads(text)
+            value = jsontext.loads(text)
         except ValueError:
             break
     if isinstance(value, bool) or not isinstance(value, int):
@@ -206,7 +207,7 @@ def encode_token(created_ms: int, verification_id: str) -> str:
 
 def decode_token(token: str) -> tuple[int, str]:
     try:
-        created_ms, verification_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        created_ms, verification_id = jsontext.loads(base64.urlsafe_b64decode(token.encode()))
         if isinstance(created_ms, int) and not isinstance(created_ms, bool) and isinstance(verification_id, str):
             return created_ms, verification_id
     except (ValueError, TypeError, binascii.Error):

@@ -76,13 +76,28 @@ class JsonFormatter(logging.Formatter):
             entry["verification_id"] = found
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
-                entry[key] = scrub(value) if isinstance(value, str) else value
+                entry[key] = _scrubbed(value)
         entry["process"] = record.process
         if record.exc_info:
             entry["exception"] = scrub(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = scrub(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _scrubbed(value, depth: int = 0):
+    """Extras scrubbed all the way down: Celery logs task failures as a dict holding the traceback."""
+    if isinstance(value, str):
+        return scrub(value)
+    if depth > 5:
+        return scrub(str(value))
+    if isinstance(value, dict):
+        return {str(k): _scrubbed(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_scrubbed(v, depth + 1) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return scrub(str(value))
 
 
 class PlainFormatter(logging.Formatter):

@@ -43,29 +43,42 @@ class VerificationService:
         # ratelimits.Limiter; None runs without rate limits.
         self.limiter = limiter
 
-    def start(self, raw_phone, verification_id: str | None = None, caller=None) -> Verification:
-        """`caller` (ratelimits.Caller: client IP, API key fingerprint) adds the per-IP and per-key limits."""
+    def destination(self, raw_phone) -> str:
+        """The number in E.164 if it may receive a code here; else the 400 that says why."""
         s = self.settings
         try:
             e164 = phones.parse(raw_phone)
             phones.check_destination(e164, s.ALLOWED_COUNTRIES, s.BLOCKED_NUMBER_TYPES)
         except phones.InvalidPhone as exc:
             raise ApiError(str(exc), code=exc.code, **exc.details) from None
+        return e164
+
+    def start(self, raw_phone, verification_id: str | None = None, caller=None) -> Verification:
+        """`caller` (ratelimits.Caller: client IP, API key fingerprint) adds the per-IP and per-key limits."""
+        s = self.settings
+        e164 = self.destination(raw_phone)
         if self.limiter:
             self.limiter.start(e164, caller)
         verification_id = verification_id or new_id()
         created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
                                     s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH)
-        if created.previous_id and created.previous_id != verification_id:
-            # One pending verification per number, so an SMS reply always finds exactly one.
-            self.store.finish(created.previous_id, CANCELED, reason="superseded by a newer verification")
         try:
             self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
         except Exception:
             # The broker is out of reach and the client gets a 503: leave no pending verification
-            # behind it. A send that was queued after all finds it final and skips.
+            # behind it, and the number's earlier verification, if any, as it was.
             self._abandon(verification_id)
             raise
+        if created.previous_id and created.previous_id != verification_id:
+            # One pending verification per number, so an SMS reply always finds exactly one. Only now
+            # that the new one's SMS is on its way: a failed start must not cost the person the old one.
+            try:
+                self.store.finish(created.previous_id, CANCELED, reason="superseded by a newer verification")
+            except redis.RedisError:
+                # Replies already resolve to the new one (the number's index points at it); the old
+                # one expires at its deadline.
+                log.warning("could not cancel the superseded verification",
+                            extra={"verification_id": created.previous_id})
         log.info("verification started for %s", phones.mask(e164), extra={"verification_id": verification_id})
         return Verification(
             id=verification_id, phone=e164, status=PENDING, send_status="queued",
@@ -114,7 +127,7 @@ class VerificationService:
         result = self.store.finish(verification_id, CANCELED, reason=reason)
         if result.outcome == "not_found":
             raise NotFound(f"No verification {verification_id}.")
-        if result.outcome == "not_pending":
+        if result.outcome in ("not_pending", "expired"):
             raise not_pending(result.verification)
         log.info("verification canceled", extra={"verification_id": verification_id})
         return result.verification

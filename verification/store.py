@@ -34,7 +34,7 @@ class CheckOutcome:
 
 @dataclass(frozen=True)
 class FinishOutcome:
-    outcome: str  # done | not_due | not_pending | not_found
+    outcome: str  # done | not_due | not_pending | not_found | expired (past the deadline instead)
     verification: Verification | None  # as it is after
     ms: int  # when it was done, or for not_due the time left
 
@@ -104,6 +104,8 @@ class Store:
         )
         if reply[0] == "done":
             metrics.finished(final)
+        elif reply[0] == "expired":
+            metrics.finished("expired")
         return FinishOutcome(reply[0], _verification(verification_id, reply[2:]), int(reply[1]))
 
     def claim_send(self, verification_id: str, code_hash: str) -> list[str]:

@@ -4,6 +4,7 @@
 -- ARGV[4] = reason (may be empty)   ARGV[5..] = more field, value pairs to set
 -- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after
 --   outcome: done | not_due (expired asked before the deadline; ms = time left) | not_pending | not_found
+--            | expired (another final status asked after the deadline: it expired first, and says so)
 -- An id that is not pending (or gone) leaves the deadlines index too, so the sweep never meets it again.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[3], ARGV[3])
@@ -28,12 +29,20 @@ local final = ARGV[1]
 if final == 'expired' and now < tonumber(s[2]) then
   return answer('not_due', tonumber(s[2]) - now)
 end
+local outcome = 'done'
+if final ~= 'expired' and now >= tonumber(s[2]) then
+  -- Past its deadline a verification is expired, whatever is asked of it now (as a check would find).
+  final, outcome = 'expired', 'expired'
+  ARGV[4] = ''
+end
 redis.call('HSET', KEYS[1], 'status', final, 'updated', now)
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'reason', ARGV[4])
 end
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if outcome == 'done' then
+  for i = 5, #ARGV, 2 do
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
 local event = {t = now, e = final}
 if ARGV[4] ~= '' then
@@ -43,4 +52,4 @@ redis.call('RPUSH', KEYS[2], cjson.encode(event))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
 redis.call('ZREM', KEYS[3], ARGV[3])
-return answer('done', now)
+return answer(outcome, now)
