@@ -7,12 +7,12 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+import azure.durable_functions as df
 import pytest
+from azure.durable_functions.models.utils import http_utils
 
 from tests.conftest import API_KEY, code_in, serving
 
-df = pytest.importorskip("azure.durable_functions")
-http_utils = pytest.importorskip("azure.durable_functions.models.utils.http_utils")
 Status = df.OrchestrationRuntimeStatus
 
 PHONE = "+14255550123"

@@ -16,7 +16,13 @@ require_api_key(bp)
 
 
 def service():
+    """The app's VerificationService (web.create_app puts it there)."""
     return current_app.extensions["verification"]
+
+
+def settings():
+    """The app's Settings."""
+    return current_app.extensions["verification.settings"]
 
 
 def json_object(allowed: set[str], required: set[str] = frozenset()) -> dict:

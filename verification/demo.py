@@ -9,7 +9,7 @@ import phonenumbers
 from flask import Blueprint, current_app, redirect, render_template, url_for
 
 from verification import openapi, phone as phones
-from verification.api import json_object, respond
+from verification.api import json_object, respond, service
 from verification.errors import NotFound
 from verification.model import SEND_STATUSES, STATUSES, Verification, iso
 from verification.ratelimits import caller
@@ -22,10 +22,6 @@ bp = Blueprint("demo", __name__, template_folder="templates", static_folder="sta
 _PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
                 "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def service():
-    return current_app.extensions["verification"]
 
 
 def masked_number(e164: str) -> str:

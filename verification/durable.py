@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from verification import jsontext
-from verification.api import respond
+from verification.api import respond, service, settings
 from verification.auth import presented_key, require_api_key
 # Read by verification/openapi.py from the module that holds the views.
 from verification.durable_openapi import OPENAPI_COMPONENTS, OPENAPI_PATHS  # noqa: F401
@@ -35,14 +35,6 @@ class DurableError(ApiError):
     def of(cls, error: ApiError, http_status: int | None = None) -> "DurableError":
         return cls(error.message, code=error.code, http_status=http_status or error.status,
                    headers=error.headers, **error.details)
-
-
-def service():
-    return current_app.extensions["verification"]
-
-
-def settings():
-    return current_app.extensions["verification.settings"]
 
 
 def _on(prefixes, rule: str, **options):
@@ -153,11 +145,14 @@ def list_instances():
 def purge_many():
     low, high, statuses = _bad_request(filters, request.args, True)
     store = service().store
-    deleted = 0
+    deleted, budget = 0, SCAN_BUDGET
     for verification, (created_ms, verification_id) in instances(service(), low, high, None, statuses, ""):
         # The creation time pins the record seen here: a newer one reusing the id is left alone.
         if verification is not None and store.purge(verification_id, created_ms):
             deleted += 1
+        budget -= 1
+        if budget <= 0:
+            break  # bounded, like a listing page: a client purging more calls again
     if not deleted:
         raise DurableError("No instances matched.", code="not_found", http_status=404, instancesDeleted=0)
     return respond({"instancesDeleted": deleted})

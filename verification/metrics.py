@@ -70,7 +70,7 @@ def sms_send_took(seconds: float) -> None:
 
 
 def rate_limited(limit_name: str) -> None:
-    """Count one request refused by the limit `limit_name` (e.g. `start_per_phone`)."""
+    """Count one request refused by the limit `limit_name` (e.g. `starts_per_phone`)."""
     RATE_LIMITED.labels(limit_name).inc()
 
 

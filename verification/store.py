@@ -56,9 +56,11 @@ class Store:
         return [_text(item) for item in reply]
 
     def load_scripts(self) -> None:
-        """Load every script now (readiness), instead of on first use."""
-        for script in self._scripts.values():
-            script.sha = self.redis.script_load(script.script)
+        """Make sure every script is in Redis's cache (readiness): one SCRIPT EXISTS, a load for each missing."""
+        scripts = list(self._scripts.values())
+        for script, present in zip(scripts, self.redis.script_exists(*(s.sha for s in scripts))):
+            if not present:
+                script.sha = self.redis.script_load(script.script)
 
     def create(self, verification_id: str, phone: str, window_ms: int, max_attempts: int,
                code_length: int) -> Created:
@@ -116,7 +118,10 @@ class Store:
 
     def record_delivery(self, verification_id: str, status: str, message_sid: str,
                         error_code: str = "") -> str:
-        """Twilio's delivery status for the challenge SMS; returns recorded | stale | other_message | not_found."""
+        """Twilio's delivery status for the challenge SMS.
+
+        Returns recorded | stale | other_message | not_found | unknown_status.
+        """
         return self._run("record_delivery", keys.verification_keys(verification_id),
                          [status, message_sid, error_code])[0]
 

@@ -8,11 +8,12 @@ import time
 from urllib.parse import quote, urlsplit
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from verification import keys, replies
+from verification.api import service as _service, settings as _settings
 from verification.challenge import STATUS_CALLBACK_PATH
 from verification.errors import ApiError
 from verification.phone import mask
@@ -30,14 +31,6 @@ INBOUND_WAIT_SECONDS = 5.0
 _ANSWERING = "answering"
 # Recorded on the verification; the others (queued, sending, accepted...) are acknowledged and dropped.
 DELIVERY_STATUSES = frozenset({"sent", "delivered", "undelivered", "failed"})
-
-
-def _settings():
-    return current_app.extensions["verification.settings"]
-
-
-def _service():
-    return current_app.extensions["verification"]
 
 
 @bp.before_request

@@ -5,7 +5,11 @@
 -- ARGV[1] = delivery status: sent | delivered | undelivered | failed
 -- ARGV[2] = message SID the callback is about   ARGV[3] = Twilio error code (may be empty)
 -- returns {"recorded", status} | {"stale", current_status} | {"other_message", ""} | {"not_found", ""}
+--         | {"unknown_status", ""}
 local rank = {sent = 1, delivered = 2, undelivered = 2, failed = 2}
+if not rank[ARGV[1]] then
+  return {'unknown_status', ''}
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found', ''}
 end
