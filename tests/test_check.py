@@ -43,7 +43,7 @@ def with_code(service, code: str):
     """A started verification whose code is `code`, stored as the worker would store it."""
     verification = service.start(PHONE)
     code_hash = codes.digest(CODE_HASH_SECRET, verification.id, code)
-    assert service.store.claim_send(verification.id, code_hash)[0] == "claimed"
+    assert service.store.claim_send(verification.id, code_hash).claimed
     return verification
 
 

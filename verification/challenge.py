@@ -49,11 +49,11 @@ def send(store: Store, sender, secret: str, verification_id: str, *, tries: int,
     code = codes.generate(verification.code_length)
     # The hash is stored before the SMS leaves, so a code that reaches the phone always approves.
     claim = store.claim_send(verification_id, codes.digest(secret, verification_id, code))
-    if claim[0] != "claimed":
-        log.info("send skipped: %s/%s", claim[1], claim[2], extra=extra)
+    if not claim.claimed:
+        log.info("send skipped: %s", claim.skipped_because, extra=extra)
         metrics.sms_send("skipped")
-        return f"skipped: {claim[1]}/{claim[2]}"
-    phone, expires_ms = claim[1], int(claim[2])
+        return f"skipped: {claim.skipped_because}"
+    phone, expires_ms = claim.phone, claim.expires_ms
     began = time.monotonic()
     try:
         sent = sender.send(phone, MESSAGE.format(code=code), status_callback=status_callback)

@@ -39,6 +39,16 @@ class FinishOutcome:
     ms: int  # when it was done, or for not_due the time left
 
 
+@dataclass(frozen=True)
+class Claim:
+    """The answer of claim_send: the right to send, with where to; or why not."""
+
+    claimed: bool
+    phone: str = ""
+    expires_ms: int = 0
+    skipped_because: str = ""  # e.g. "approved/queued", "past_deadline/queued", "not_found/"
+
+
 class IdTaken(Exception):
     """A verification with this id exists already."""
 
@@ -110,11 +120,16 @@ class Store:
             metrics.finished("expired")
         return FinishOutcome(reply[0], _verification(verification_id, reply[2:]), int(reply[1]))
 
-    def claim_send(self, verification_id: str, code_hash: str) -> list[str]:
-        return self._run("claim_send", keys.verification_keys(verification_id), [code_hash])
+    def claim_send(self, verification_id: str, code_hash: str) -> Claim:
+        reply = self._run("claim_send", keys.verification_keys(verification_id), [code_hash])
+        if reply[0] == "claimed":
+            return Claim(True, phone=reply[1], expires_ms=int(reply[2]))
+        return Claim(False, skipped_because=f"{reply[1]}/{reply[2]}")
 
-    def record_send(self, verification_id: str, outcome: str, detail: str) -> list[str]:
-        return self._run("record_send", keys.verification_keys(verification_id), [outcome, detail])
+    def record_send(self, verification_id: str, outcome: str, detail: str) -> bool:
+        """Record Twilio's answer to a claimed send; False when the ledger was not `sending`."""
+        reply = self._run("record_send", keys.verification_keys(verification_id), [outcome, detail])
+        return reply[0] == "recorded"
 
     def record_delivery(self, verification_id: str, status: str, message_sid: str,
                         error_code: str = "") -> str:
