@@ -140,12 +140,24 @@ def own_worker(worker_env, tmp_path):
     process.stop(signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
-def celery_app(service_env):
+def celery_for(broker_url: str) -> Celery:
+    """A Celery app like tasks.app that publishes to `broker_url`, for a web app under test."""
     app = Celery("verification")
     app.config_from_object("celeryconfig")
-    app.conf.broker_url = service_env["CELERY_BROKER_URL"]
+    app.conf.broker_url = broker_url
     return app
+
+
+def build_app(settings: dict, celery: Celery):
+    """The web app with these settings, queueing its tasks through `celery`."""
+    app = web.create_app({**settings, "CELERY_APP": celery})
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture(scope="session")
+def celery_app(service_env):
+    return celery_for(service_env["CELERY_BROKER_URL"])
 
 
 @pytest.fixture
@@ -177,10 +189,7 @@ def _wait_for_sends_to_settle(connection: redis.Redis, timeout: float = 10) -> N
 @pytest.fixture
 def make_app(service_env, celery_app, state):
     def make(**overrides):
-        config = {**service_env, **overrides, "CELERY_APP": celery_app}
-        app = web.create_app(config)
-        app.config["TESTING"] = True
-        return app
+        return build_app({**service_env, **overrides}, celery_app)
 
     return make
 

@@ -8,19 +8,11 @@ import pytest
 import redis
 from celery import Celery
 
-import web
-from tests.conftest import API_KEY, Worker
+from tests.conftest import API_KEY, Worker, build_app, celery_for
 
 # The shared `worker` fixture consumes database 1; tests that stop, kill or restart workers queue
 # their tasks here instead, so no other worker takes them.
 BROKER_DB = 2
-
-
-def celery_for(broker_url: str) -> Celery:
-    app = Celery("verification")
-    app.config_from_object("celeryconfig")
-    app.conf.broker_url = broker_url
-    return app
 
 
 def authorized(app):
@@ -49,9 +41,7 @@ def iso_app(iso_env, iso_celery, state):
 
     def make(**overrides):
         config = {k: iso_env[k] for k in _SETTINGS if k in iso_env}
-        app = web.create_app({**config, **overrides, "CELERY_APP": iso_celery})
-        app.config["TESTING"] = True
-        return app
+        return build_app({**config, **overrides}, iso_celery)
 
     return make
 

@@ -15,11 +15,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from celery import Celery
 from twilio.request_validator import RequestValidator
 
-import web
-from tests.conftest import API_KEY, Worker, code_in, serving, wait_for, wrong_code
+from tests.conftest import API_KEY, Worker, build_app, celery_for, code_in, serving, wait_for, wrong_code
 from tests.twilio_stub import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from verification import keys, openapi, webhooks
 from verification.replies import TEXTS
@@ -45,19 +43,13 @@ def public_worker(worker_env, hook_broker, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hook_celery(hook_broker):
-    app = Celery("verification")
-    app.config_from_object("celeryconfig")
-    app.conf.broker_url = hook_broker
-    return app
+    return celery_for(hook_broker)
 
 
 @pytest.fixture
 def make_hook_app(service_env, hook_celery, public_worker, state):
     def make(**overrides):
-        config = {**service_env, "PUBLIC_BASE_URL": PUBLIC, **overrides, "CELERY_APP": hook_celery}
-        app = web.create_app(config)
-        app.config["TESTING"] = True
-        return app
+        return build_app({**service_env, "PUBLIC_BASE_URL": PUBLIC, **overrides}, hook_celery)
 
     return make
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import quote, urlencode
 
@@ -90,12 +91,8 @@ def raise_event(instance_id: str, event_name: str):
         code = event_code(value, verification.code_length)
     except BadValue as exc:
         raise DurableError(str(exc), code="invalid_code") from None
-    try:
+    with _as_durable_errors():
         service().check(verification.id, code, channel="durable", caller=caller())
-    except Conflict:
-        raise _gone(_verification(verification.id)) from None
-    except ApiError as exc:
-        raise DurableError.of(exc) from None
     return _empty(202)
 
 
@@ -103,12 +100,8 @@ def raise_event(instance_id: str, event_name: str):
 def terminate(instance_id: str):
     _valid_id(instance_id)
     reason = request.args.get("reason", "").strip()[:200] or "terminated through the Durable Functions API"
-    try:
+    with _as_durable_errors():
         service().cancel(instance_id, reason=reason)
-    except Conflict:
-        raise _gone(_verification(instance_id)) from None
-    except ApiError as exc:
-        raise DurableError.of(exc) from None
     return _empty(202)
 
 
@@ -276,6 +269,17 @@ def _verification(instance_id: str) -> Verification:
 
 def _not_found(instance_id: str) -> DurableError:
     return DurableError(f"No instance with ID '{instance_id}' found.", code="not_found", http_status=404)
+
+
+@contextlib.contextmanager
+def _as_durable_errors():
+    """The service's errors in Durable's terms: a change to a finished instance is 410 Gone."""
+    try:
+        yield
+    except Conflict as exc:
+        raise _gone(exc.verification) from None
+    except ApiError as exc:
+        raise DurableError.of(exc) from None
 
 
 def _gone(verification: Verification) -> DurableError:

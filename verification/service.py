@@ -134,5 +134,8 @@ class VerificationService:
 
 
 def not_pending(verification: Verification) -> Conflict:
-    return Conflict(f"The verification is {verification.status}; only a pending verification can change.",
-                    code="not_pending", status=verification.status)
+    conflict = Conflict(f"The verification is {verification.status}; only a pending verification can change.",
+                        code="not_pending", status=verification.status)
+    # The state the scripts answered with, so a caller shaping its own error needs no second read.
+    conflict.verification = verification
+    return conflict

@@ -118,7 +118,6 @@ def _claim(connection: redis.Redis, key: str, ttl: int) -> str | None:
     deadline = time.monotonic() + INBOUND_WAIT_SECONDS
     while not connection.set(key, _ANSWERING, nx=True, ex=ttl):
         value = connection.get(key)
-        value = value.decode() if isinstance(value, bytes) else value
         if value is not None and value != _ANSWERING:
             return value
         if time.monotonic() >= deadline:
