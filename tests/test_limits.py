@@ -123,6 +123,8 @@ def test_global_sms_budget_and_a_refusal_spends_no_other_limit(make_app, twilio,
     elsewhere = client_for(app, ip="203.0.113.9")
     assert_limited(start(elsewhere, OTHERS[2]), "sms_global", 60)
     assert nothing_created_for(state, OTHERS[2], created)
+    # Tested before the global budget refused, the number's own limit kept its slot.
+    assert not state.exists(f"{keys.LIMITS_PREFIX}:LIMITER/starts_per_phone/{OTHERS[2]}/1/10/minute")
 
 
 def test_checks_per_ip_spend_no_attempt_when_refused(make_app, state):

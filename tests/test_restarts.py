@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import time
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from tests.isolated import authorized, celery_for, iso_app, iso_celery, iso_env,
 from verification import keys
 from verification.dispatch import CeleryDispatcher
 from verification.redis_server import RedisServer
+from verification.store import script_source
 
 PHONE = "+14155550142"
 pytestmark = pytest.mark.slow
@@ -138,8 +138,7 @@ def events(connection, verification_id: str) -> list[dict]:
 
 
 def script_sha(name: str) -> str:
-    text = resources.files("verification").joinpath("lua", f"{name}.lua").read_text()
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(script_source(name).encode()).hexdigest()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from flask import g, request
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -69,10 +69,23 @@ class RateLimited(ApiError):
     code = "rate_limited"
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One limit a request falls under: which rule, for whom, and the Redis key of its moving window."""
+
+    name: str
+    item: RateLimitItem
+    ident: str
+    key: str
+
+
 class Limiter:
-    """Tests every limit a request falls under, then takes one slot of each: a refusal spends nothing."""
+    """The limits a request falls under. The Lua scripts take their slots (lua/limits.lua) in the same
+    round trip as the work, testing every one first, so a refusal spends nothing; the `limits` library
+    defines the rules and the keys, and reads a refusing window back for Retry-After."""
 
     def __init__(self, storage, settings):
+        self.storage = storage
         self.strategy = MovingWindowRateLimiter(storage)
         self.rules = {name: _parse(getattr(settings, f"LIMIT_{name.upper()}")) for name in NAMES}
 
@@ -83,43 +96,30 @@ class Limiter:
                                       socket_connect_timeout=2, health_check_interval=30)
         return cls(storage, settings)
 
-    def start(self, e164: str, who: Caller | None = None) -> None:
+    def start(self, e164: str, who: Caller | None = None) -> list[Slot]:
         who = who or Caller()
-        self._take([(STARTS_PER_PHONE, e164), (STARTS_PER_API_KEY, who.key_id), (STARTS_PER_IP, who.ip),
-                     (SMS_GLOBAL, "all")])
+        return self._slots([(STARTS_PER_PHONE, e164), (STARTS_PER_API_KEY, who.key_id),
+                            (STARTS_PER_IP, who.ip), (SMS_GLOBAL, "all")])
 
-    def check(self, who: Caller | None = None) -> None:
-        self._take([(CHECKS_PER_IP, (who or Caller()).ip)])
+    def check(self, who: Caller | None = None) -> list[Slot]:
+        return self._slots([(CHECKS_PER_IP, (who or Caller()).ip)])
 
-    def _take(self, wanted: list[tuple[str, str | None]]) -> None:
-        slots = [(name, item, ident) for name, ident in wanted if ident for item in self.rules[name]]
-        if len(slots) == 1:
-            # A moving-window hit is atomic and takes nothing when it refuses: one round trip, not two.
-            if not self.strategy.hit(slots[0][1], slots[0][0], slots[0][2]):
-                raise self._refusal(slots)
-            return
-        refused = [slot for slot in slots if not self.strategy.test(slot[1], slot[0], slot[2])]
-        if not refused:
-            for slot in slots:
-                # Each hit is atomic, so no limit is ever exceeded; but two requests can both pass the
-                # tests and race for the last slot. The loser is refused here, having already spent its
-                # slots of the limits hit before this one.
-                if not self.strategy.hit(slot[1], slot[0], slot[2]):
-                    refused = [slot]
-                    break
-        if refused:
-            raise self._refusal(refused)
+    def _slots(self, wanted: list[tuple[str, str | None]]) -> list[Slot]:
+        return [Slot(name, item, ident, self.storage.prefixed_key(item.key_for(name, ident)))
+                for name, ident in wanted if ident for item in self.rules[name]]
 
-    def _refusal(self, refused) -> RateLimited:
-        now = time.time()
-        # Seconds until every refusing limit has a free slot again: the oldest hit leaves its window.
-        wait = max(self.strategy.get_window_stats(item, name, ident).reset_time - now
-                   for name, item, ident in refused)
+    def refusal(self, slot: Slot) -> "RateLimited":
+        """The 429 for a refusing limit, with the seconds until its oldest hit leaves the window."""
+        wait = self.strategy.get_window_stats(slot.item, slot.name, slot.ident).reset_time - time.time()
         retry_after = max(1, math.ceil(wait))
-        name = refused[0][0]
-        metrics.rate_limited(name)
-        return RateLimited(f"{_REFUSALS[name]} Retry after {retry_after} s.", limit=name,
+        metrics.rate_limited(slot.name)
+        return RateLimited(f"{_REFUSALS[slot.name]} Retry after {retry_after} s.", limit=slot.name,
                            retryAfter=retry_after, headers={"Retry-After": str(retry_after)})
+
+
+def as_limits(slots: list[Slot]) -> list[tuple[str, int, int]]:
+    """The slots as the store's scripts take them."""
+    return [(slot.key, slot.item.amount, slot.item.get_expiry()) for slot in slots]
 
 
 def _parse(value: str):

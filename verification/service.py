@@ -8,10 +8,10 @@ import time
 
 import redis
 
-from verification import codes, metrics, phone as phones
+from verification import codes, metrics, phone as phones, ratelimits
 from verification.errors import ApiError, Conflict, NotFound
 from verification.model import CANCELED, EXPIRED, FAILED, PENDING, Verification
-from verification.store import Store
+from verification.store import LimitRefused, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,14 @@ class VerificationService:
         """`caller` (ratelimits.Caller: client IP, API key fingerprint) adds the per-IP and per-key limits."""
         s = self.settings
         e164 = self.destination(raw_phone)
-        if self.limiter:
-            self.limiter.start(e164, caller)
+        slots = self.limiter.start(e164, caller) if self.limiter else []
         verification_id = verification_id or new_id()
-        created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
-                                    s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH)
+        try:
+            created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
+                                        s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH,
+                                        limits=ratelimits.as_limits(slots))
+        except LimitRefused as refused:
+            raise self.limiter.refusal(slots[refused.position]) from None
         try:
             self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
         except Exception:
@@ -112,10 +115,12 @@ class VerificationService:
         if not codes.is_well_formed(code):
             metrics.checked("malformed", channel)
             raise ApiError("code must be a string of 4 to 10 ASCII digits", code="invalid_code")
-        if self.limiter:
-            self.limiter.check(caller)
+        slots = self.limiter.check(caller) if self.limiter else []
         code_hash = codes.digest(self.settings.CODE_HASH_SECRET, verification_id, code)
-        result = self.store.check(verification_id, code_hash, channel)
+        try:
+            result = self.store.check(verification_id, code_hash, channel, limits=ratelimits.as_limits(slots))
+        except LimitRefused as refused:
+            raise self.limiter.refusal(slots[refused.position]) from None
         if result.outcome == "not_found":
             raise NotFound(f"No verification {verification_id}.")
         log.info("check: %s", result.outcome, extra={"verification_id": verification_id})

@@ -13,10 +13,17 @@ from verification import keys, metrics
 from verification.model import Verification
 
 _SCRIPTS = ("create", "check", "finish", "claim_send", "record_send", "record_delivery", "purge")
+# Scripts that take rate limits begin with limits.lua's function.
+_WITH_LIMITS = ("create", "check")
 
 
-def _load(name: str) -> str:
-    return resources.files("verification").joinpath("lua", f"{name}.lua").read_text()
+def script_source(name: str) -> str:
+    text = resources.files("verification").joinpath("lua", f"{name}.lua").read_text()
+    return script_source("limits") + text if name in _WITH_LIMITS else text
+
+
+# A rate limit as the scripts take one: (Redis key, amount, window in seconds).
+Limit = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,21 @@ class IdTaken(Exception):
     """A verification with this id exists already."""
 
 
+class LimitRefused(Exception):
+    """One of the rate limits a script was given had no slot left; the script changed nothing."""
+
+    def __init__(self, position: int):
+        super().__init__(position)
+        self.position = position  # 0-based, in the list of limits given
+
+
 class Store:
     """Reads and changes verifications; every change is one Lua script, so it is atomic."""
 
     def __init__(self, connection: redis.Redis, retention_seconds: int):
         self.redis = connection
         self.retention = retention_seconds
-        self._scripts = {name: connection.register_script(_load(name)) for name in _SCRIPTS}
+        self._scripts = {name: connection.register_script(script_source(name)) for name in _SCRIPTS}
 
     def _run(self, name: str, keys_: list[str], args: list) -> list:
         reply = self._scripts[name](keys=keys_, args=args)
@@ -73,14 +88,18 @@ class Store:
                 script.sha = self.redis.script_load(script.script)
 
     def create(self, verification_id: str, phone: str, window_ms: int, max_attempts: int,
-               code_length: int) -> Created:
+               code_length: int, limits: list[Limit] = ()) -> Created:
+        """Store a new verification, taking a slot of each rate limit; IdTaken or LimitRefused if not."""
         reply = self._run(
             "create",
-            [*keys.verification_keys(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED],
-            [verification_id, phone, window_ms, max_attempts, code_length, self.retention],
+            [*keys.verification_keys(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED,
+             *(key for key, _, _ in limits)],
+            [verification_id, phone, window_ms, max_attempts, code_length, self.retention,
+             *_limit_args(limits)],
         )
         if reply[0] == "exists":
             raise IdTaken(verification_id)
+        _raise_if_refused(reply)
         metrics.started()
         return Created(int(reply[1]), int(reply[2]), reply[3] or None)
 
@@ -97,12 +116,14 @@ class Store:
     def events(self, verification_id: str) -> list[dict]:
         return [json.loads(item) for item in self.redis.lrange(keys.events(verification_id), 0, -1)]
 
-    def check(self, verification_id: str, code_hash: str, channel: str) -> CheckOutcome:
+    def check(self, verification_id: str, code_hash: str, channel: str, limits: list[Limit] = ()) -> CheckOutcome:
+        """Compare and spend an attempt, after taking a slot of each rate limit (LimitRefused if none)."""
         reply = self._run(
             "check",
-            [*keys.verification_keys(verification_id), keys.DEADLINES],
-            [code_hash, self.retention, channel, verification_id],
+            [*keys.verification_keys(verification_id), keys.DEADLINES, *(key for key, _, _ in limits)],
+            [code_hash, self.retention, channel, verification_id, *_limit_args(limits)],
         )
+        _raise_if_refused(reply)
         result = CheckOutcome(reply[0], _verification(verification_id, reply[1:]))
         _count_check(result, channel)
         return result
@@ -171,6 +192,15 @@ class Store:
         """Ids of pending verifications whose deadline has passed by this host's clock."""
         now_ms = int(time.time() * 1000)
         return [_text(i) for i in self.redis.zrangebyscore(keys.DEADLINES, 0, now_ms, start=0, num=limit)]
+
+
+def _limit_args(limits: list[Limit]) -> list[int]:
+    return [value for _, amount, window in limits for value in (amount, window)]
+
+
+def _raise_if_refused(reply: list) -> None:
+    if reply[0] == "rate_limited":
+        raise LimitRefused(int(reply[1]) - 1)
 
 
 def _count_check(result: CheckOutcome, channel: str) -> None:

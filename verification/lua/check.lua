@@ -1,9 +1,15 @@
 -- Check a candidate code: the one atomic step that compares and spends an attempt.
--- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = deadlines zset
+-- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = deadlines zset   KEYS[4..] = rate limits
 -- ARGV[1] = HMAC of the candidate code   ARGV[2] = retention (s)   ARGV[3] = channel (api, sms, durable)
--- ARGV[4] = id
+-- ARGV[4] = id   ARGV[5..] = (amount, window s) of each rate limit (limits.lua)
 -- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check
 --   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
+--   or {"rate_limited", n}: the n-th limit refused, and nothing changed
+-- The limits come first: guessing at ids that do not exist counts too.
+local refused = take_slots(4, 5, #KEYS - 3)
+if refused > 0 then
+  return {'rate_limited', refused}
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found'}
 end

@@ -1,11 +1,16 @@
 -- Start a verification: store its state, index it, and point its number at it.
 -- KEYS[1] = state hash        KEYS[2] = events list     KEYS[3] = phone index string
--- KEYS[4] = deadlines zset    KEYS[5] = created zset
+-- KEYS[4] = deadlines zset    KEYS[5] = created zset    KEYS[6..] = rate limits (limits.lua)
 -- ARGV[1] = id                ARGV[2] = phone (E.164)   ARGV[3] = window (ms)
 -- ARGV[4] = max attempts      ARGV[5] = code length     ARGV[6] = retention (s)
--- returns {"created", created_ms, expires_ms, previous_id_or_empty} | {"exists"}
+-- ARGV[7..] = (amount, window s) of each rate limit
+-- returns {"created", created_ms, expires_ms, previous_id_or_empty} | {"exists"} | {"rate_limited", n}
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'exists'}
+  return {'exists'}  -- before the limits: a duplicate spends none
+end
+local refused = take_slots(6, 7, #KEYS - 5)
+if refused > 0 then
+  return {'rate_limited', refused}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
