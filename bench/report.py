@@ -116,9 +116,9 @@ def markdown(results: dict, command: str) -> str:
             f"| Redis `used_memory` per pending verification | {mem['per_pending']:.0f} B |",
             f"| … of which the broker (`unacked` hash + `unacked_index` zset) | {mem['broker_per']:.0f} B |",
             f"| … of which rate-limit keys per phone number | {mem['limits_per']:.0f} B |",
-            f"| … the rest: state, events, phone index, the two zsets, Redis overhead | {mem['state_per']:.0f} B |",
-            f"| Sample: state hash / events list / phone key (`MEMORY USAGE`) | "
-            f"{mem['keys']['state']:.0f} / {mem['keys']['events']:.0f} / {mem['keys']['phone']:.0f} B |",
+            f"| … the rest: state hash (with its events), phone index, the two zsets, Redis overhead | {mem['state_per']:.0f} B |",
+            f"| Sample: state hash / phone key (`MEMORY USAGE`) | "
+            f"{mem['keys']['state']:.0f} / {mem['keys']['phone']:.0f} B |",
             f"| One held expiry task message (JSON in `unacked`) | {mem['message_bytes']} B |",
             f"| Worker RSS, main process: idle → holding {mem['held']} expiry tasks | "
             f"{mem['rss_main0'] / 2**20:.1f} → {mem['rss_main1'] / 2**20:.1f} MiB |",

@@ -5,12 +5,8 @@ from verification import keys
 
 def test_key_names_are_pinned():
     assert keys.state("abc") == "verif:{abc}:state"
-    assert keys.events("abc") == "verif:{abc}:events"
     assert keys.phone("+14155550100") == "verif:phone:+14155550100"
     assert keys.inbound("SM123") == "verif:inbound:SM123"
     assert keys.DEADLINES == "verif:deadlines"
     assert keys.CREATED == "verif:created"
 
-
-def test_keys_of_one_verification_share_a_hash_tag():
-    assert {k.split("}")[0] for k in keys.verification_keys("abc")} == {"verif:{abc"}

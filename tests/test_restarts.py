@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import time
@@ -18,7 +17,7 @@ from tests.isolated import authorized, celery_for, iso_app, iso_celery, iso_env,
 from verification import keys
 from verification.dispatch import CeleryDispatcher
 from verification.redis_server import RedisServer
-from verification.store import script_source
+from verification.store import Store, script_source
 
 PHONE = "+14155550142"
 pytestmark = pytest.mark.slow
@@ -134,7 +133,7 @@ def test_sweep_expires_what_no_countdown_task_will(iso_app, iso_celery, workers,
 
 
 def events(connection, verification_id: str) -> list[dict]:
-    return [json.loads(e) for e in connection.lrange(keys.events(verification_id), 0, -1)]
+    return Store(connection, 0).events(verification_id)
 
 
 def script_sha(name: str) -> str:

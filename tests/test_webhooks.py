@@ -7,7 +7,6 @@ status callback URL to Twilio), on a broker database of its own.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
@@ -21,6 +20,7 @@ from tests.conftest import API_KEY, Worker, build_app, celery_for, code_in, serv
 from tests.twilio_stub import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from verification import keys, openapi, webhooks
 from verification.replies import TEXTS
+from verification.store import Store
 
 PHONE = "+14155550100"
 PUBLIC = "https://verify.example.com"
@@ -122,7 +122,7 @@ def started(api, twilio, phone: str = PHONE, count: int = 1) -> tuple[dict, str]
 
 
 def events(state, verification_id: str, kind: str) -> list[dict]:
-    return [e for e in map(json.loads, state.lrange(keys.events(verification_id), 0, -1)) if e["e"] == kind]
+    return [e for e in Store(state, 0).events(verification_id) if e["e"] == kind]
 
 
 def responses(state, verification_id: str) -> list[dict]:
@@ -409,7 +409,6 @@ def test_status_callbacks_for_other_messages_or_ids_change_nothing(api, hook, tw
     assert status(hook, f"{PUBLIC}/twilio/status?v=no-such-id", message.sid, "delivered").status_code == 204
     assert api.get(body["links"]["self"]).json["deliveryStatus"] is None
     assert state.exists(keys.state("no-such-id")) == 0
-    assert state.exists(keys.events("no-such-id")) == 0
 
 
 def test_status_callbacks_are_signed_and_complete(api, hook, twilio):

@@ -16,13 +16,8 @@ LIMITS_PREFIX = "LIMITS"
 
 
 def state(verification_id: str) -> str:
-    """Hash: the verification's fields (status, phone, hash of the code, times...)."""
+    """Hash: the verification's fields (status, phone, hash of the code, times...) and its events."""
     return f"{PREFIX}:{{{verification_id}}}:state"
-
-
-def events(verification_id: str) -> str:
-    """List: what happened to the verification, oldest first (never a code)."""
-    return f"{PREFIX}:{{{verification_id}}}:events"
 
 
 def phone(e164: str) -> str:
@@ -34,6 +29,3 @@ def inbound(message_sid: str) -> str:
     """String: the reply already given to an inbound SMS, so a retry counts once."""
     return f"{PREFIX}:inbound:{message_sid}"
 
-
-def verification_keys(verification_id: str) -> list[str]:
-    return [state(verification_id), events(verification_id)]

@@ -13,13 +13,18 @@ from verification import keys, metrics
 from verification.model import Verification
 
 _SCRIPTS = ("create", "check", "finish", "claim_send", "record_send", "record_delivery", "purge")
-# Scripts that take rate limits begin with limits.lua's function.
-_WITH_LIMITS = ("create", "check")
+# The shared functions (limits.lua, events.lua) a script begins with.
+_PRELUDES = {"create": ("limits", "events"), "check": ("limits", "events"), "finish": ("events",),
+             "record_send": ("events",), "record_delivery": ("events",)}
+
+
+def _read(name: str) -> str:
+    return resources.files("verification").joinpath("lua", f"{name}.lua").read_text()
 
 
 def script_source(name: str) -> str:
-    text = resources.files("verification").joinpath("lua", f"{name}.lua").read_text()
-    return script_source("limits") + text if name in _WITH_LIMITS else text
+    """A script's text as Redis runs it: its preludes, then the script."""
+    return "".join(_read(part) for part in (*_PRELUDES.get(name, ()), name))
 
 
 # A rate limit as the scripts take one: (Redis key, amount, window in seconds).
@@ -92,7 +97,7 @@ class Store:
         """Store a new verification, taking a slot of each rate limit; IdTaken or LimitRefused if not."""
         reply = self._run(
             "create",
-            [*keys.verification_keys(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED,
+            [keys.state(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED,
              *(key for key, _, _ in limits)],
             [verification_id, phone, window_ms, max_attempts, code_length, self.retention,
              *_limit_args(limits)],
@@ -114,13 +119,15 @@ class Store:
         return _text(self.redis.get(keys.phone(phone)))
 
     def events(self, verification_id: str) -> list[dict]:
-        return [json.loads(item) for item in self.redis.lrange(keys.events(verification_id), 0, -1)]
+        """What happened to a verification, oldest first (events.lua keeps them in its hash)."""
+        h = {_text(k): v for k, v in self.redis.hgetall(keys.state(verification_id)).items()}
+        return [json.loads(h[f"e{n}"]) for n in range(1, int(h.get("events", 0)) + 1) if f"e{n}" in h]
 
     def check(self, verification_id: str, code_hash: str, channel: str, limits: list[Limit] = ()) -> CheckOutcome:
         """Compare and spend an attempt, after taking a slot of each rate limit (LimitRefused if none)."""
         reply = self._run(
             "check",
-            [*keys.verification_keys(verification_id), keys.DEADLINES, *(key for key, _, _ in limits)],
+            [keys.state(verification_id), keys.DEADLINES, *(key for key, _, _ in limits)],
             [code_hash, self.retention, channel, verification_id, *_limit_args(limits)],
         )
         _raise_if_refused(reply)
@@ -132,7 +139,7 @@ class Store:
         extra = [item for pair in fields.items() for item in pair]
         reply = self._run(
             "finish",
-            [*keys.verification_keys(verification_id), keys.DEADLINES],
+            [keys.state(verification_id), keys.DEADLINES],
             [final, self.retention, verification_id, reason, *extra],
         )
         if reply[0] == "done":
@@ -142,14 +149,14 @@ class Store:
         return FinishOutcome(reply[0], _verification(verification_id, reply[2:]), int(reply[1]))
 
     def claim_send(self, verification_id: str, code_hash: str) -> Claim:
-        reply = self._run("claim_send", keys.verification_keys(verification_id), [code_hash])
+        reply = self._run("claim_send", [keys.state(verification_id)], [code_hash])
         if reply[0] == "claimed":
             return Claim(True, phone=reply[1], expires_ms=int(reply[2]))
         return Claim(False, skipped_because=f"{reply[1]}/{reply[2]}")
 
     def record_send(self, verification_id: str, outcome: str, detail: str) -> bool:
         """Record Twilio's answer to a claimed send; False when the ledger was not `sending`."""
-        reply = self._run("record_send", keys.verification_keys(verification_id), [outcome, detail])
+        reply = self._run("record_send", [keys.state(verification_id)], [outcome, detail])
         return reply[0] == "recorded"
 
     def record_delivery(self, verification_id: str, status: str, message_sid: str,
@@ -158,14 +165,14 @@ class Store:
 
         Returns recorded | stale | other_message | not_found | unknown_status.
         """
-        return self._run("record_delivery", keys.verification_keys(verification_id),
+        return self._run("record_delivery", [keys.state(verification_id)],
                          [status, message_sid, error_code])[0]
 
     def purge(self, verification_id: str, created_ms: int | None = None) -> bool:
         """Delete a verification and its index entries; with `created_ms`, only the one created then."""
         phone = _text(self.redis.hget(keys.state(verification_id), "phone")) or ""
         reply = self._scripts["purge"](
-            keys=[*keys.verification_keys(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED],
+            keys=[keys.state(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED],
             args=[verification_id, "" if created_ms is None else created_ms],
         )
         return int(reply) == 1

@@ -1,12 +1,12 @@
 -- Check a candidate code: the one atomic step that compares and spends an attempt.
--- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = deadlines zset   KEYS[4..] = rate limits
+-- KEYS[1] = state hash   KEYS[2] = deadlines zset   KEYS[3..] = rate limits
 -- ARGV[1] = HMAC of the candidate code   ARGV[2] = retention (s)   ARGV[3] = channel (api, sms, durable)
 -- ARGV[4] = id   ARGV[5..] = (amount, window s) of each rate limit (limits.lua)
 -- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check
 --   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
 --   or {"rate_limited", n}: the n-th limit refused, and nothing changed
 -- The limits come first: guessing at ids that do not exist counts too.
-local refused = take_slots(4, 5, #KEYS - 3)
+local refused = take_slots(3, 5, #KEYS - 2)
 if refused > 0 then
   return {'rate_limited', refused}
 end
@@ -30,10 +30,9 @@ local retention = tonumber(ARGV[2])
 
 local function finish(final, event)
   redis.call('HSET', KEYS[1], 'status', final, 'updated', now, 'attempts', attempts)
-  redis.call('RPUSH', KEYS[2], cjson.encode(event))
+  add_event(event)
   redis.call('EXPIRE', KEYS[1], retention)
-  redis.call('EXPIRE', KEYS[2], retention)
-  redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('ZREM', KEYS[2], ARGV[4])
 end
 
 -- Redis's own clock decides, so a late or lost expiry task never lets a stale code through.
@@ -52,5 +51,5 @@ if attempts <= 0 then
   return answer('wrong')
 end
 redis.call('HSET', KEYS[1], 'attempts', attempts, 'updated', now)
-redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'response', via = ARGV[3], ok = false}))
+add_event({t = now, e = 'response', via = ARGV[3], ok = false})
 return answer('wrong')

@@ -1,7 +1,7 @@
 -- Claim the right to send the challenge: store the hash of the new code first, then mark the
 -- ledger `sending`, so a code that reaches the phone always approves and a redelivered task
 -- never sends a second SMS once one may have been accepted.
--- KEYS[1] = state hash   KEYS[2] = events list
+-- KEYS[1] = state hash
 -- ARGV[1] = HMAC of the new code
 -- returns {"claimed", phone, expires_ms} | {"skip", status, send_status}
 local s = redis.call('HMGET', KEYS[1], 'status', 'send', 'phone', 'expires')

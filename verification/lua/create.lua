@@ -1,6 +1,6 @@
 -- Start a verification: store its state, index it, and point its number at it.
--- KEYS[1] = state hash        KEYS[2] = events list     KEYS[3] = phone index string
--- KEYS[4] = deadlines zset    KEYS[5] = created zset    KEYS[6..] = rate limits (limits.lua)
+-- KEYS[1] = state hash        KEYS[2] = phone index string   KEYS[3] = deadlines zset
+-- KEYS[4] = created zset      KEYS[5..] = rate limits (limits.lua)
 -- ARGV[1] = id                ARGV[2] = phone (E.164)   ARGV[3] = window (ms)
 -- ARGV[4] = max attempts      ARGV[5] = code length     ARGV[6] = retention (s)
 -- ARGV[7..] = (amount, window s) of each rate limit
@@ -8,7 +8,7 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}  -- before the limits: a duplicate spends none
 end
-local refused = take_slots(6, 7, #KEYS - 5)
+local refused = take_slots(5, 7, #KEYS - 4)
 if refused > 0 then
   return {'rate_limited', refused}
 end
@@ -21,11 +21,10 @@ redis.call('HSET', KEYS[1],
   'phone', ARGV[2], 'status', 'pending', 'send', 'queued',
   'created', now, 'updated', now, 'expires', expires,
   'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5])
+add_event({t = now, e = 'started'})
 redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'started'}))
-redis.call('EXPIRE', KEYS[2], ttl)
-local previous = redis.call('GET', KEYS[3]) or ''
-redis.call('SET', KEYS[3], ARGV[1], 'EX', ttl)
-redis.call('ZADD', KEYS[4], expires, ARGV[1])
-redis.call('ZADD', KEYS[5], now, ARGV[1])
+local previous = redis.call('GET', KEYS[2]) or ''
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ttl)
+redis.call('ZADD', KEYS[3], expires, ARGV[1])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
 return {'created', now, expires, previous}

@@ -1,5 +1,5 @@
 -- Move a pending verification to a final status: the expiry timer, a cancel, or a failed send.
--- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = deadlines zset
+-- KEYS[1] = state hash   KEYS[2] = deadlines zset
 -- ARGV[1] = final status (expired | canceled | failed)   ARGV[2] = retention (s)   ARGV[3] = id
 -- ARGV[4] = reason (may be empty)   ARGV[5..] = more field, value pairs to set
 -- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after
@@ -7,7 +7,7 @@
 --            | expired (another final status asked after the deadline: it expired first, and says so)
 -- An id that is not pending (or gone) leaves the deadlines index too, so the sweep never meets it again.
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[3])
   return {'not_found', 0}
 end
 local function answer(outcome, ms)
@@ -19,7 +19,7 @@ end
 
 local s = redis.call('HMGET', KEYS[1], 'status', 'expires')
 if s[1] ~= 'pending' then
-  redis.call('ZREM', KEYS[3], ARGV[3])
+  redis.call('ZREM', KEYS[2], ARGV[3])
   return answer('not_pending', 0)
 end
 local t = redis.call('TIME')
@@ -48,8 +48,7 @@ local event = {t = now, e = final}
 if ARGV[4] ~= '' then
   event.reason = ARGV[4]
 end
-redis.call('RPUSH', KEYS[2], cjson.encode(event))
+add_event(event)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
-redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[3])
 return answer(outcome, now)

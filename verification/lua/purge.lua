@@ -1,6 +1,6 @@
 -- Delete a verification and every index entry that names it (the Durable API's purge).
--- KEYS[1] = state hash   KEYS[2] = events list   KEYS[3] = phone index string of the number the caller read
--- KEYS[4] = deadlines zset   KEYS[5] = created zset
+-- KEYS[1] = state hash   KEYS[2] = phone index string of the number the caller read
+-- KEYS[3] = deadlines zset   KEYS[4] = created zset
 -- ARGV[1] = id   ARGV[2] = creation time (ms) the caller saw in the created index, or empty for any
 -- returns 1 when a verification was deleted; 0 when there was none (its index entries are removed all the
 --   same), or when the id now names a newer verification than the one the caller saw (nothing is touched)
@@ -9,12 +9,12 @@ if created and ARGV[2] ~= '' and created ~= ARGV[2] then
   return 0
 end
 -- The number's index is dropped only while it still points here: a newer start owns it otherwise.
-if created and redis.call('GET', KEYS[3]) == ARGV[1] then
-  redis.call('DEL', KEYS[3])
+if created and redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
 if created then
   return 1
 end

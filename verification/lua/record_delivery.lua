@@ -1,7 +1,7 @@
 -- Record the delivery status Twilio reports for the challenge SMS (its status callback).
 -- Callbacks arrive out of order, so a status only replaces one of a lower rank: a late `sent`
 -- never hides `delivered`, `undelivered` or `failed`. The verification's own status is untouched.
--- KEYS[1] = state hash   KEYS[2] = events list
+-- KEYS[1] = state hash
 -- ARGV[1] = delivery status: sent | delivered | undelivered | failed
 -- ARGV[2] = message SID the callback is about   ARGV[3] = Twilio error code (may be empty)
 -- returns {"recorded", status} | {"stale", current_status} | {"other_message", ""} | {"not_found", ""}
@@ -29,10 +29,5 @@ local event = {t = now, e = 'delivery', status = ARGV[1]}
 if ARGV[3] ~= '' then
   event.error = tonumber(ARGV[3]) or ARGV[3]
 end
-redis.call('RPUSH', KEYS[2], cjson.encode(event))
--- The events list lives exactly as long as the state, even if it had to be created here.
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 and redis.call('PTTL', KEYS[2]) < 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-end
+add_event(event)
 return {'recorded', ARGV[1]}

@@ -1,5 +1,5 @@
 -- Record what Twilio said about a claimed send.
--- KEYS[1] = state hash   KEYS[2] = events list
+-- KEYS[1] = state hash
 -- ARGV[1] = outcome: sent | retry (not accepted; the send may be tried again)
 --           | unknown (no answer: Twilio may have accepted it; the ledger stays `sending`)
 -- ARGV[2] = message SID (sent) or reason (retry, unknown)
@@ -12,15 +12,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] == 'sent' then
   redis.call('HSET', KEYS[1], 'send', 'sent', 'sid', ARGV[2], 'updated', now)
-  redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'sms_sent'}))
+  add_event({t = now, e = 'sms_sent'})
 elseif ARGV[1] == 'unknown' then
   -- Nothing changes but the record of it: the hash stays, in case the SMS did arrive.
   redis.call('HSET', KEYS[1], 'reason', ARGV[2], 'updated', now)
-  redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'sms_unknown', reason = ARGV[2]}))
+  add_event({t = now, e = 'sms_unknown', reason = ARGV[2]})
 else
   -- Twilio did not accept it, so nobody holds this code: forget its hash until the next try.
   redis.call('HDEL', KEYS[1], 'hash')
   redis.call('HSET', KEYS[1], 'send', 'queued', 'reason', ARGV[2], 'updated', now)
-  redis.call('RPUSH', KEYS[2], cjson.encode({t = now, e = 'sms_retry', reason = ARGV[2]}))
+  add_event({t = now, e = 'sms_retry', reason = ARGV[2]})
 end
 return {'recorded'}
