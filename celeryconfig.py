@@ -46,6 +46,8 @@ broker_transport_options = {
     # hang a publish from the web app for ever (kombu's BRPOP waits 1 s at a time, well inside it).
     "socket_timeout": 5,
     "socket_connect_timeout": 2,
+    # Message bodies are JSON text: store them as they are, not base64 (4/3 the size) in the JSON.
+    "body_encoding": None,
 }
 # Keep trying to reach Redis while it is down, forever, instead of exiting.
 broker_connection_retry_on_startup = True

@@ -11,6 +11,7 @@ from celery import Celery, signals
 
 from verification import challenge, logs, metrics
 from verification.config import ConfigError, Settings
+from verification.dispatch import LeanRequest
 from verification.sms import make_sender
 from verification.store import Store
 
@@ -63,7 +64,7 @@ def _runtime():
     return settings, store, make_sender(settings)
 
 
-@app.task(name="verification.send_challenge", bind=True, max_retries=None)
+@app.task(name="verification.send_challenge", bind=True, max_retries=None, Request=LeanRequest)
 def send_challenge(self, verification_id: str) -> str:
     settings, store, sender = _runtime()
     callback = challenge.status_callback_url(settings.PUBLIC_BASE_URL, verification_id)
@@ -78,7 +79,7 @@ def send_challenge(self, verification_id: str) -> str:
         raise self.retry(countdown=challenge.backoff(self.request.retries), exc=exc) from None
 
 
-@app.task(name="verification.expire", bind=True, max_retries=None)
+@app.task(name="verification.expire", bind=True, max_retries=None, Request=LeanRequest)
 def expire(self, verification_id: str) -> str:
     _, store, _ = _runtime()
     try:
