@@ -8,6 +8,7 @@ from celery import Celery, signals
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 from kombu.exceptions import KombuError
+from kombu.utils.uuid import uuid
 
 from verification.service import Dispatcher
 
@@ -71,6 +72,22 @@ class CeleryDispatcher(Dispatcher):
     def __init__(self, celery_app: Celery):
         self.celery = celery_app
 
+    def _publish(self, producer, name: str, verification_id: str, countdown: float | None = None) -> None:
+        """What send_task does for our two tasks, less the parts they never use (about 0.2 ms a start).
+
+        Celery's own message (create_task_message) and publish (send_task_message), with its signals and
+        task-sent event; no router (no task_routes), no AsyncResult (results are ignored), and no queue
+        declaration: a task goes to the default exchange under the queue's name, which on Redis is a
+        push onto the queue's list, and the worker declares its queue. A failed batch is sent again one
+        by one with send_task and its retries (new_verification).
+        """
+        amqp = self.celery.amqp
+        task_id = uuid()
+        message = amqp.create_task_message(
+            task_id, name, [verification_id], {}, countdown=countdown, root_id=task_id,
+            create_sent_event=self.celery.conf.task_send_sent_event, argsrepr=repr([verification_id]))
+        amqp.send_task_message(producer, name, message, declare=[], retry=False)
+
     def send_challenge(self, verification_id: str, producer=None) -> None:
         self.celery.send_task("verification.send_challenge", args=[verification_id], producer=producer)
 
@@ -87,8 +104,8 @@ class CeleryDispatcher(Dispatcher):
             if getattr(producer, "supports_batch_publish", False):
                 try:
                     with producer.batch():
-                        self.send_challenge(verification_id, producer)
-                        self.expire_later(verification_id, countdown, producer)
+                        self._publish(producer, TASKS[0], verification_id)
+                        self._publish(producer, TASKS[1], verification_id, countdown)
                     return
                 except KombuError as exc:
                     log.warning("batched publish failed (%s); sending one by one", type(exc).__name__,

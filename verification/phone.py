@@ -25,6 +25,15 @@ class RefusedDestination(InvalidPhone):
 
 def parse(raw) -> str:
     """The number in E.164, from any international form (`+1 415-555-0100`)."""
+    return e164(parse_number(raw))
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_number(raw) -> phonenumbers.PhoneNumber:
+    """The valid number `raw` names, parsed; InvalidPhone when it names none."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidPhone("phone must be a non-empty string in international format, e.g. +14155550100")
     if len(raw) > 64:
@@ -35,17 +44,18 @@ def parse(raw) -> str:
         raise InvalidPhone("phone is not a phone number in international format, e.g. +14155550100") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone("phone is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
 
 
-def check_destination(e164: str, allowed_countries=(), blocked_types=()) -> None:
+def check_destination(number: phonenumbers.PhoneNumber | str, allowed_countries=(), blocked_types=()) -> None:
     """Refuse numbers outside ALLOWED_COUNTRIES, and types in BLOCKED_NUMBER_TYPES ("none": no type).
 
     An SMS to a premium-rate or shared-cost number earns its operator money (SMS pumping), and a fixed
     line, toll-free or pager number cannot read a code; `phonenumbers` tells them apart by numbering plan.
     Numbers it cannot tell (FIXED_LINE_OR_MOBILE, as all of North America) pass.
     """
-    number = phonenumbers.parse(e164, None)
+    if isinstance(number, str):
+        number = phonenumbers.parse(number, None)
     allowed = {c.upper() for c in allowed_countries}
     region = phonenumbers.region_code_for_number(number)
     if allowed and region not in allowed:

@@ -1,0 +1,34 @@
+"""What a start leaves on the broker: an expiry message the worker holds for the whole window, lean."""
+
+import json
+
+import redis
+
+from tests.conftest import wait_for
+
+PHONE = "+14155550191"
+
+
+def test_a_held_expiry_message_carries_the_id_and_little_else(client, worker, twilio, service_env):
+    broker = redis.Redis.from_url(service_env["CELERY_BROKER_URL"], decode_responses=True)
+    verification_id = client.post("/v1/verifications", json={"phone": PHONE}).json["id"]
+
+    def held():
+        # kombu's Redis transport keeps each message a worker holds in `unacked` until it is acked.
+        for raw in broker.hvals("unacked"):
+            message = json.loads(raw)[0]
+            if message["headers"]["task"] == "verification.expire" and verification_id in message["body"]:
+                return raw, message
+        return None
+
+    raw, message = wait_for(held)
+    broker.close()
+    headers = message["headers"]
+    assert json.loads(message["body"]) == [[verification_id], {}, {}]  # JSON as it is, not base64
+    assert message["properties"]["body_encoding"] is None
+    assert {"task", "id", "eta"} <= set(headers)
+    # Left out: what the worker never reads, or rebuilds itself (argsrepr, for its log and Flower).
+    assert not {"lang", "origin", "argsrepr", "root_id", "parent_id", "retries", "timelimit"} & set(headers)
+    assert "correlation_id" not in message["properties"] and "reply_to" not in message["properties"]
+    # Redis stores it in its 512-byte size class; it used to be 1,044 bytes.
+    assert len(raw) < 500
