@@ -2,7 +2,7 @@
 -- KEYS[1] = state hash   KEYS[2] = deadlines zset   KEYS[3..] = rate limits
 -- ARGV[1] = HMAC of the candidate code   ARGV[2] = retention (s)   ARGV[3] = channel (api, sms, durable)
 -- ARGV[4] = id   ARGV[5..] = (amount, window s) of each rate limit (limits.lua)
--- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check
+-- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check (record() in events.lua)
 --   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
 --   or {"rate_limited", n}: the n-th limit refused, and nothing changed
 -- The limits come first: guessing at ids that do not exist counts too.
@@ -14,7 +14,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found'}
 end
 local function answer(outcome)
-  local reply = redis.call('HGETALL', KEYS[1])
+  local reply = record()
   table.insert(reply, 1, outcome)
   return reply
 end

@@ -2,7 +2,7 @@
 -- KEYS[1] = state hash   KEYS[2] = deadlines zset
 -- ARGV[1] = final status (expired | canceled | failed)   ARGV[2] = retention (s)   ARGV[3] = id
 -- ARGV[4] = reason (may be empty)   ARGV[5..] = more field, value pairs to set
--- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after
+-- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after (record() in events.lua)
 --   outcome: done | not_due (expired asked before the deadline; ms = time left) | not_pending | not_found
 --            | expired (another final status asked after the deadline: it expired first, and says so)
 -- An id that is not pending (or gone) leaves the deadlines index too, so the sweep never meets it again.
@@ -11,7 +11,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found', 0}
 end
 local function answer(outcome, ms)
-  local reply = redis.call('HGETALL', KEYS[1])
+  local reply = record()
   table.insert(reply, 1, ms)
   table.insert(reply, 1, outcome)
   return reply
