@@ -62,20 +62,31 @@ class Run:
         return (self.broker.llen("celery") == 0 and self.broker.hlen("unacked") >= held
                 and self.stack.twilio.count() >= held)
 
-    def timed(self, name: str, label: str, requests, **kw):
+    def timed(self, name: str, label: str, requests, port: int | None = None, **kw):
+        """Time a phase, bracketed by two runs of the floor on the same server.
+
+        A shared machine's speed drifts over a run by more than the differences measured here, so each
+        phase is set against the floor measured just before and just after it (their mean), on the
+        same gunicorn, rather than against one floor from the start of the run.
+        """
+        floor = [post("/bench/floor", {"code": "0000"})] * max(self.args.floor // 3, 1)
         self.stack.pause_worker()
         try:
-            result = self.load.run(requests, keep_id=name.startswith("start"), **kw)
+            before = self.load.run(floor, port=port).throughput if name != "floor" else None
+            result = self.load.run(requests, keep_id=name.startswith("start"), port=port, **kw)
+            after = self.load.run(floor, port=port).throughput if name != "floor" else None
         finally:
             self.stack.resume_worker()
         latencies = result.latencies()
+        floor_rps = (before + after) / 2 if name != "floor" else result.throughput
         self.results["throughput"][name] = {
             "label": label, "requests": len(requests), "clients": min(self.load.clients, len(requests)),
-            "rps": result.throughput, "p50": report.percentile(latencies, 50),
+            "rps": result.throughput, "floor_rps": floor_rps, "ratio": result.throughput / floor_rps,
+            "p50": report.percentile(latencies, 50),
             "p99": report.percentile(latencies, 99), "statuses": result.statuses(), "latencies": latencies}
         row = self.results["throughput"][name]
-        log(f"{label}: {row['rps']:.0f} req/s, p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, "
-            f"{row['statuses']}")
+        log(f"{label}: {row['rps']:.0f} req/s ({row['ratio']:.0%} of the floor around it, {floor_rps:.0f} req/s), "
+            f"p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, {row['statuses']}")
         return result
 
     # --- phases ---

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -63,4 +64,4 @@ def ms_to_datetime(ms: int) -> datetime:
 
 def iso(ms: int) -> str:
     """ISO 8601 in UTC with milliseconds, e.g. 2026-11-26T10:37:14.123Z."""
-    return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ms // 1000)) + f"{ms % 1000:03d}Z"
