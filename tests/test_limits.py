@@ -144,6 +144,12 @@ def test_checks_per_ip_spend_no_attempt_when_refused(make_app, state):
     assert there.post(check, json={"code": "0000000004"}).json["attemptsRemaining"] == 7
 
 
+def test_a_limit_of_zero_refuses_every_start(make_app, state):
+    client = client_for(make_app(LIMIT_SMS_GLOBAL="0/minute"))
+    assert_limited(start(client, OTHERS[0]), "sms_global", 60)
+    assert nothing_created_for(state, OTHERS[0], 0)
+
+
 def test_limits_off(make_app, twilio, worker, state):
     client = client_for(make_app(LIMIT_SMS_GLOBAL="off", LIMIT_STARTS_PER_PHONE="off",
                                  LIMIT_STARTS_PER_IP="1/minute ; 100/day"))

@@ -5,6 +5,8 @@
 -- take_slots(first_key, first_arg, count): the limits are KEYS[first_key .. first_key + count - 1], each
 -- with ARGV pair (amount, window seconds) from ARGV[first_arg]. Every limit is tested before any is
 -- taken; returns the position (1-based) of the first that refuses, or 0 once one slot of each is taken.
+-- A limit of 0 refuses everything, as in the library. Hit times are Redis's clock (TIME), so every web
+-- process counts on the same one.
 local function take_slots(first_key, first_arg, count)
   if count == 0 then
     return 0
@@ -13,8 +15,8 @@ local function take_slots(first_key, first_arg, count)
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   for i = 0, count - 1 do
     local amount, window = tonumber(ARGV[first_arg + 2 * i]), tonumber(ARGV[first_arg + 2 * i + 1])
-    local oldest = redis.call('LINDEX', KEYS[first_key + i], amount - 1)
-    if oldest and tonumber(oldest) >= now - window then
+    local oldest = amount > 0 and redis.call('LINDEX', KEYS[first_key + i], amount - 1)
+    if amount < 1 or (oldest and tonumber(oldest) >= now - window) then
       return i + 1
     end
   end
