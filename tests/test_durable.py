@@ -185,6 +185,8 @@ def test_terminate_then_410(client, state):
     body = body_of(status(client, instance_id))
     assert (body["runtimeStatus"], body["output"]) == ("Terminated", "Changed my mind")
     assert body["customStatus"]["status"] == "canceled"
+    history = body_of(status(client, instance_id, "?showHistory=true"))["historyEvents"]
+    assert [e["Reason"] for e in history if e["EventType"] == "ExecutionTerminated"] == ["Changed my mind"]
     for again in (client.post(f"{HUB}/instances/{instance_id}/terminate"), raise_event(client, instance_id, "1")):
         assert again.status_code == 410
         assert body_of(again)["error"]["status"] == "canceled"

@@ -144,6 +144,15 @@ def test_checks_per_ip_spend_no_attempt_when_refused(make_app, state):
     assert there.post(check, json={"code": "0000000004"}).json["attemptsRemaining"] == 7
 
 
+def test_retry_after_waits_for_every_limit_that_refused(make_app, state):
+    client = client_for(make_app(LIMIT_STARTS_PER_PHONE="1/10 seconds", LIMIT_SMS_GLOBAL="1/minute"))
+    started(client, OTHERS[0])
+    # Both are full: the phone's limit is named (it comes first), but its 10 s would only meet the
+    # global one's refusal.
+    retry_after = assert_limited(start(client, OTHERS[0]), "starts_per_phone", 60)
+    assert retry_after > 50
+
+
 def test_a_limit_of_zero_refuses_every_start(make_app, state):
     client = client_for(make_app(LIMIT_SMS_GLOBAL="0/minute"))
     assert_limited(start(client, OTHERS[0]), "sms_global", 60)

@@ -99,16 +99,18 @@ def _history_event(v: Verification, event: dict, show_output: bool) -> dict:
     if name == "sms_sent":
         # The sample's activity returns the code: its Result is the one field we never give.
         return {"EventType": "TaskCompleted", "FunctionName": ACTIVITY, "Timestamp": at}
+    # A final event's reason is the record's (finish.lua); a retried send's is its own.
+    final_reason = v.reason or ""
     if name in ("sms_retry", FAILED):
-        return {"EventType": "TaskFailed", "FunctionName": ACTIVITY, "Reason": event.get("reason", ""),
-                "Timestamp": at}
+        reason = event.get("reason", final_reason if name == FAILED else "")
+        return {"EventType": "TaskFailed", "FunctionName": ACTIVITY, "Reason": reason, "Timestamp": at}
     if name == "response":
         return {"EventType": "EventRaised", "Name": EVENT, "Timestamp": at, "Channel": event.get("via"),
                 "CodeMatched": bool(event.get("ok"))}
     if name == EXPIRED:
         return {"EventType": "TimerFired", "FireAt": when(v.expires_ms), "Timestamp": at}
     if name == CANCELED:
-        return {"EventType": "ExecutionTerminated", "Reason": event.get("reason", ""), "Timestamp": at}
+        return {"EventType": "ExecutionTerminated", "Reason": event.get("reason", final_reason), "Timestamp": at}
     if name == "delivery":
         return {"EventType": "GenericEvent", "Name": "SmsDelivery", "Status": event.get("status"), "Timestamp": at}
     return {"EventType": "GenericEvent", "Name": str(name), "Timestamp": at}

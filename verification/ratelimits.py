@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
-import time
 from dataclasses import dataclass
 
 from flask import g, request
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from verification import keys, metrics
 from verification.errors import ApiError
+from verification.store import Limit
 
 # Each limit's name, as a 429 names it; its setting is LIMIT_<NAME>.
 STARTS_PER_PHONE = "starts_per_phone"
@@ -80,21 +77,16 @@ class Slot:
 
 
 class Limiter:
-    """The limits a request falls under. The Lua scripts take their slots (lua/limits.lua) in the same
-    round trip as the work, testing every one first, so a refusal spends nothing; the `limits` library
-    defines the rules and the keys, and reads a refusing window back for Retry-After."""
+    """The limits a request falls under. The `limits` library parses the rules and names their keys; the
+    Lua scripts take the slots (lua/limits.lua) in the same round trip as the work, testing every one
+    first, so a refusal spends nothing, and answer a refusal with its Retry-After."""
 
-    def __init__(self, storage, settings):
-        self.storage = storage
-        self.strategy = MovingWindowRateLimiter(storage)
+    def __init__(self, settings):
         self.rules = {name: _parse(getattr(settings, f"LIMIT_{name.upper()}")) for name in NAMES}
 
     @classmethod
     def from_settings(cls, settings) -> "Limiter":
-        # Timeouts, so a Redis outage becomes a prompt 503 (errors.py) and never a hung request.
-        storage = storage_from_string(settings.REDIS_URL, key_prefix=keys.LIMITS_PREFIX, socket_timeout=2,
-                                      socket_connect_timeout=2, health_check_interval=30)
-        return cls(storage, settings)
+        return cls(settings)
 
     def start(self, e164: str, who: Caller | None = None) -> list[Slot]:
         who = who or Caller()
@@ -105,21 +97,20 @@ class Limiter:
         return self._slots([(CHECKS_PER_IP, (who or Caller()).ip)])
 
     def _slots(self, wanted: list[tuple[str, str | None]]) -> list[Slot]:
-        return [Slot(name, item, ident, self.storage.prefixed_key(item.key_for(name, ident)))
+        # The key the library's Redis storage would use: its prefix, then the item's own key.
+        return [Slot(name, item, ident, f"{keys.LIMITS_PREFIX}:{item.key_for(name, ident)}")
                 for name, ident in wanted if ident for item in self.rules[name]]
 
-    def refusal(self, slot: Slot) -> "RateLimited":
-        """The 429 for a refusing limit, with the seconds until its oldest hit leaves the window."""
-        wait = self.strategy.get_window_stats(slot.item, slot.name, slot.ident).reset_time - time.time()
-        retry_after = max(1, math.ceil(wait))
+    def refusal(self, slot: Slot, retry_after: int) -> RateLimited:
+        """The 429 for the first refusing limit; `retry_after` covers every one that refused."""
         metrics.rate_limited(slot.name)
         return RateLimited(f"{_REFUSALS[slot.name]} Retry after {retry_after} s.", limit=slot.name,
                            retryAfter=retry_after, headers={"Retry-After": str(retry_after)})
 
 
-def as_limits(slots: list[Slot]) -> list[tuple[str, int, int]]:
+def as_limits(slots: list[Slot]) -> tuple[Limit, ...]:
     """The slots as the store's scripts take them."""
-    return [(slot.key, slot.item.amount, slot.item.get_expiry()) for slot in slots]
+    return tuple((slot.key, slot.item.amount, slot.item.get_expiry()) for slot in slots)
 
 
 def _parse(value: str):

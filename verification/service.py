@@ -64,7 +64,7 @@ class VerificationService:
                                         s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH,
                                         limits=ratelimits.as_limits(slots))
         except LimitRefused as refused:
-            raise self.limiter.refusal(slots[refused.position]) from None
+            raise self.limiter.refusal(slots[refused.position], refused.retry_after) from None
         try:
             self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
         except Exception:
@@ -120,7 +120,7 @@ class VerificationService:
         try:
             result = self.store.check(verification_id, code_hash, channel, limits=ratelimits.as_limits(slots))
         except LimitRefused as refused:
-            raise self.limiter.refusal(slots[refused.position]) from None
+            raise self.limiter.refusal(slots[refused.position], refused.retry_after) from None
         if result.outcome == "not_found":
             raise NotFound(f"No verification {verification_id}.")
         log.info("check: %s", result.outcome, extra={"verification_id": verification_id})

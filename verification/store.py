@@ -66,11 +66,12 @@ class IdTaken(Exception):
 
 
 class LimitRefused(Exception):
-    """One of the rate limits a script was given had no slot left; the script changed nothing."""
+    """A rate limit a script was given had no slot left; the script changed nothing."""
 
-    def __init__(self, position: int):
-        super().__init__(position)
-        self.position = position  # 0-based, in the list of limits given
+    def __init__(self, position: int, retry_after: int):
+        super().__init__(position, retry_after)
+        self.position = position  # of the first refusing one, 0-based, in the list of limits given
+        self.retry_after = retry_after  # whole seconds until every refusing one has a free slot
 
 
 class Store:
@@ -93,7 +94,7 @@ class Store:
                 script.sha = self.redis.script_load(script.script)
 
     def create(self, verification_id: str, phone: str, window_ms: int, max_attempts: int,
-               code_length: int, limits: list[Limit] = ()) -> Created:
+               code_length: int, limits: tuple[Limit, ...] = ()) -> Created:
         """Store a new verification, taking a slot of each rate limit; IdTaken or LimitRefused if not."""
         reply = self._run(
             "create",
@@ -123,7 +124,8 @@ class Store:
         h = {_text(k): v for k, v in self.redis.hgetall(keys.state(verification_id)).items()}
         return [json.loads(h[f"e{n}"]) for n in range(1, int(h.get("events", 0)) + 1) if f"e{n}" in h]
 
-    def check(self, verification_id: str, code_hash: str, channel: str, limits: list[Limit] = ()) -> CheckOutcome:
+    def check(self, verification_id: str, code_hash: str, channel: str,
+              limits: tuple[Limit, ...] = ()) -> CheckOutcome:
         """Compare and spend an attempt, after taking a slot of each rate limit (LimitRefused if none)."""
         reply = self._run(
             "check",
@@ -201,13 +203,13 @@ class Store:
         return [_text(i) for i in self.redis.zrangebyscore(keys.DEADLINES, 0, now_ms, start=0, num=limit)]
 
 
-def _limit_args(limits: list[Limit]) -> list[int]:
+def _limit_args(limits: tuple[Limit, ...]) -> list[int]:
     return [value for _, amount, window in limits for value in (amount, window)]
 
 
 def _raise_if_refused(reply: list) -> None:
     if reply[0] == "rate_limited":
-        raise LimitRefused(int(reply[1]) - 1)
+        raise LimitRefused(int(reply[1]) - 1, int(reply[2]))
 
 
 def _count_check(result: CheckOutcome, channel: str) -> None:

@@ -4,11 +4,11 @@
 -- ARGV[4] = id   ARGV[5..] = (amount, window s) of each rate limit (limits.lua)
 -- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check (record() in events.lua)
 --   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
---   or {"rate_limited", n}: the n-th limit refused, and nothing changed
+--   or {"rate_limited", n, retry_after_s}: the n-th limit refused first (limits.lua), and nothing changed
 -- The limits come first: guessing at ids that do not exist counts too.
-local refused = take_slots(3, 5, #KEYS - 2)
+local refused, retry_after = take_slots(3, 5, #KEYS - 2)
 if refused > 0 then
-  return {'rate_limited', refused}
+  return {'rate_limited', refused, retry_after}
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'not_found'}

@@ -4,13 +4,14 @@
 -- ARGV[1] = id                ARGV[2] = phone (E.164)   ARGV[3] = window (ms)
 -- ARGV[4] = max attempts      ARGV[5] = code length     ARGV[6] = retention (s)
 -- ARGV[7..] = (amount, window s) of each rate limit
--- returns {"created", created_ms, expires_ms, previous_id_or_empty} | {"exists"} | {"rate_limited", n}
+-- returns {"created", created_ms, expires_ms, previous_id_or_empty} | {"exists"}
+--   | {"rate_limited", n, retry_after_s}: the n-th limit refused first (limits.lua)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}  -- before the limits: a duplicate spends none
 end
-local refused = take_slots(5, 7, #KEYS - 4)
+local refused, retry_after = take_slots(5, 7, #KEYS - 4)
 if refused > 0 then
-  return {'rate_limited', refused}
+  return {'rate_limited', refused, retry_after}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -36,19 +36,19 @@ if final ~= 'expired' and now >= tonumber(s[2]) then
   ARGV[4] = ''
 end
 redis.call('HSET', KEYS[1], 'status', final, 'updated', now)
+-- The reason is the record's, not the event's: a reason in an event would often pass the 64 bytes
+-- that keep the hash a compact listpack (events.lua).
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'reason', ARGV[4])
+elseif final ~= 'expired' then
+  redis.call('HDEL', KEYS[1], 'reason')  -- a send's retry reason is not why it was canceled
 end
 if outcome == 'done' then
   for i = 5, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
 end
-local event = {t = now, e = final}
-if ARGV[4] ~= '' then
-  event.reason = ARGV[4]
-end
-add_event(event)
+add_event({t = now, e = final})
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('ZREM', KEYS[2], ARGV[3])
 return answer(outcome, now)

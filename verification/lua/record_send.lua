@@ -15,12 +15,18 @@ if ARGV[1] == 'sent' then
   add_event({t = now, e = 'sms_sent'})
 elseif ARGV[1] == 'unknown' then
   -- Nothing changes but the record of it: the hash stays, in case the SMS did arrive.
-  redis.call('HSET', KEYS[1], 'reason', ARGV[2], 'updated', now)
+  redis.call('HSET', KEYS[1], 'updated', now)
+  if s[1] == 'pending' then
+    redis.call('HSET', KEYS[1], 'reason', ARGV[2])  -- a final one keeps the reason it ended with
+  end
   add_event({t = now, e = 'sms_unknown', reason = ARGV[2]})
 else
   -- Twilio did not accept it, so nobody holds this code: forget its hash until the next try.
   redis.call('HDEL', KEYS[1], 'hash')
-  redis.call('HSET', KEYS[1], 'send', 'queued', 'reason', ARGV[2], 'updated', now)
+  redis.call('HSET', KEYS[1], 'send', 'queued', 'updated', now)
+  if s[1] == 'pending' then
+    redis.call('HSET', KEYS[1], 'reason', ARGV[2])
+  end
   add_event({t = now, e = 'sms_retry', reason = ARGV[2]})
 end
 return {'recorded'}
