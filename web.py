@@ -48,7 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         celery_app = tasks.app
     app.extensions["verification"] = VerificationService(store, settings, CeleryDispatcher(celery_app),
-                                                         Limiter.from_settings(settings))
+                                                         Limiter(settings))
     app.extensions["verification.settings"] = settings
 
     errors.register(app)

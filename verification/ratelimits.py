@@ -84,10 +84,6 @@ class Limiter:
     def __init__(self, settings):
         self.rules = {name: _parse(getattr(settings, f"LIMIT_{name.upper()}")) for name in NAMES}
 
-    @classmethod
-    def from_settings(cls, settings) -> "Limiter":
-        return cls(settings)
-
     def start(self, e164: str, who: Caller | None = None) -> list[Slot]:
         who = who or Caller()
         return self._slots([(STARTS_PER_PHONE, e164), (STARTS_PER_API_KEY, who.key_id),
