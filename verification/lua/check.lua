@@ -6,7 +6,8 @@
 --   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
 --   or {"rate_limited", n, retry_after_s}: the n-th limit refused first (limits.lua), and nothing changed
 -- The limits come first: guessing at ids that do not exist counts too.
-local refused, retry_after = take_slots(3, 5, #KEYS - 2)
+local t = redis.call('TIME')
+local refused, retry_after = take_slots(3, 5, #KEYS - 2, t)
 if refused > 0 then
   return {'rate_limited', refused, retry_after}
 end
@@ -24,7 +25,6 @@ local status, attempts, expires, hash = s[1], tonumber(s[2]), tonumber(s[3]), s[
 if status ~= 'pending' then
   return answer('not_pending')
 end
-local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local retention = tonumber(ARGV[2])
 

@@ -9,11 +9,11 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}  -- before the limits: a duplicate spends none
 end
-local refused, retry_after = take_slots(5, 7, #KEYS - 4)
+local t = redis.call('TIME')
+local refused, retry_after = take_slots(5, 7, #KEYS - 4, t)
 if refused > 0 then
   return {'rate_limited', refused, retry_after}
 end
-local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expires = now + tonumber(ARGV[3])
 -- A record that is never finished still vanishes: its deadline plus the retention.

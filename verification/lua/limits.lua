@@ -2,16 +2,16 @@
 -- spends nothing. Each limit is kept as the `limits` library keeps a moving window (its
 -- acquire_moving_window.lua, under its key): a list of hit times in seconds, newest first, trimmed to
 -- the limit's amount, expiring with its window.
--- take_slots(first_key, first_arg, count): the limits are KEYS[first_key .. first_key + count - 1], each
--- with ARGV pair (amount, window seconds) from ARGV[first_arg]. Every limit is tested before any is
--- taken. Returns 0, 0 once one slot of each is taken; else the position (1-based) of the first that
--- refuses, and the whole seconds until every refusing one has a free slot (Retry-After). A limit of 0
--- refuses everything, as in the library. Hit times are Redis's clock (TIME), one for every web process.
-local function take_slots(first_key, first_arg, count)
+-- take_slots(first_key, first_arg, count, t): the limits are KEYS[first_key .. first_key + count - 1],
+-- each with ARGV pair (amount, window seconds) from ARGV[first_arg]; t is the script's one TIME reply.
+-- Every limit is tested before any is taken. Returns 0, 0 once one slot of each is taken; else the
+-- position (1-based) of the first that refuses, and the whole seconds until every refusing one has a
+-- free slot (Retry-After). A limit of 0 refuses everything, as in the library. Hit times are Redis's
+-- clock, one for every web process.
+local function take_slots(first_key, first_arg, count, t)
   if count == 0 then
     return 0, 0
   end
-  local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   local refused, wait = 0, 0
   for i = 0, count - 1 do
