@@ -55,10 +55,13 @@ def test_worker_lines_are_json_with_the_verification_id_and_no_code(make_app, tw
     def lines_about():
         lines = json_lines(worker.log()[offset:])
         about = [line for line in lines if line.get("verification_id") == verification_id]
-        # The expiry task's "received" line comes from the worker's main process, the send's from a
-        # pool process: on a busy machine either may be written first.
+        # Three writers, in no fixed order on a busy machine: the send task's own line, then Celery's
+        # trace line once it returns (both from a pool process), and the expiry task's "received"
+        # line from the worker's main process. Wait for all three.
         sent = any("challenge sent" in line["message"] for line in about)
-        return about if sent and any("verification.expire" in line["message"] for line in about) else None
+        traced = any(line["logger"] == "celery.app.trace" for line in about)
+        expiry = any("verification.expire" in line["message"] for line in about)
+        return about if sent and traced and expiry else None
 
     about = wait_for(lines_about)
     assert all(line["level"] in {"INFO", "WARNING"} for line in about)
