@@ -21,7 +21,10 @@ BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--clients", type=int, default=4, help="client processes sending load (default 4)")
-    p.add_argument("--floor", type=int, default=6000, help="requests to the floor route (default 6000)")
+    p.add_argument("--floor", type=int, default=6000,
+                   help="requests to the floor route, alone and around each phase (default 6000)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="parts each throughput phase is cut into, each between two runs of the floor (default 5)")
     p.add_argument("--starts", type=int, default=10000,
                    help="starts timed; they stay pending for the memory figures (default 10000)")
     p.add_argument("--checks", type=int, default=2000,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 
 from celery import Celery
 
 from bench import measure, report
-from bench.load import Load, post
+from bench.load import Load, Result, post
 from bench.stack import Stack
 from verification.dispatch import CeleryDispatcher
 from verification.store import Store
@@ -63,29 +64,46 @@ class Run:
                 and self.stack.twilio.count() >= held)
 
     def timed(self, name: str, label: str, requests, port: int | None = None, **kw):
-        """Time a phase, bracketed by two runs of the floor on the same server.
+        """Time a phase in rounds that alternate with runs of the floor on the same server.
 
-        A shared machine's speed drifts over a run by more than the differences measured here, so each
-        phase is set against the floor measured just before and just after it (their mean), on the
-        same gunicorn, rather than against one floor from the start of the run.
+        A shared machine's speed drifts within a run by more than the differences measured here (the floor
+        moved 10-20% within one run). So the phase's requests are cut into `--rounds` consecutive parts,
+        each sent between two runs of the floor; a part's ratio is its throughput over the mean of the
+        floor just before and just after it, and the phase's figure is the median of those ratios.
         """
-        floor = [post("/bench/floor", {"code": "0000"})] * max(self.args.floor // 3, 1)
+        rounds = 1 if name == "floor" else max(1, min(self.args.rounds, len(requests)))
+        size = -(-len(requests) // rounds)
+        parts = [requests[i:i + size] for i in range(0, len(requests), size)]
+        floor = [post("/bench/floor", {"code": "0000"})] * max(self.args.floor // rounds, 1)
+        floors: list[float] = []
+        results: list[Result] = []
         self.stack.pause_worker()
         try:
-            before = self.load.run(floor, port=port).throughput if name != "floor" else None
-            result = self.load.run(requests, keep_id=name.startswith("start"), port=port, **kw)
-            after = self.load.run(floor, port=port).throughput if name != "floor" else None
+            for part in parts:
+                if name != "floor":
+                    floors.append(self.load.run(floor, port=port).throughput)
+                results.append(self.load.run(part, keep_id=name.startswith("start"), port=port, **kw))
+            if name != "floor":
+                floors.append(self.load.run(floor, port=port).throughput)
         finally:
             self.stack.resume_worker()
+        result = Result([row for r in results for row in r.rows], results[0].began, results[-1].ended)
+        rps = len(result.rows) / sum(r.seconds for r in results)
+        if name == "floor":
+            floor_rps, ratios = rps, [1.0]
+        else:
+            floor_rps = statistics.mean(floors)
+            ratios = [r.throughput / ((before + after) / 2) for r, before, after in zip(results, floors, floors[1:])]
         latencies = result.latencies()
-        floor_rps = (before + after) / 2 if name != "floor" else result.throughput
         self.results["throughput"][name] = {
             "label": label, "requests": len(requests), "clients": min(self.load.clients, len(requests)),
-            "rps": result.throughput, "floor_rps": floor_rps, "ratio": result.throughput / floor_rps,
+            "rounds": len(parts), "rps": rps, "floor_rps": floor_rps, "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios),
             "p50": report.percentile(latencies, 50),
             "p99": report.percentile(latencies, 99), "statuses": result.statuses(), "latencies": latencies}
         row = self.results["throughput"][name]
-        log(f"{label}: {row['rps']:.0f} req/s ({row['ratio']:.0%} of the floor around it, {floor_rps:.0f} req/s), "
+        log(f"{label}: {rps:.0f} req/s; vs the floor around each of {len(parts)} rounds: median {row['ratio']:.0%} "
+            f"(range {row['ratio_min']:.0%}-{row['ratio_max']:.0%}), floor {floor_rps:.0f} req/s; "
             f"p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, {row['statuses']}")
         return result
 

@@ -79,15 +79,19 @@ def markdown(results: dict, command: str) -> str:
            f"- {results['setup']}", "",
            "## Throughput and latency", "",
            "Each phase sends a fixed number of requests from separate client processes over loopback; the "
-           "Celery worker is paused (SIGSTOP) while a phase is timed, so every phase has the same CPUs. Each "
-           "phase is set against the floor measured on the same server just before and just after it (the "
-           "mean of the two is the floor column), since a shared machine drifts over a run.", "",
-           "| Phase | Requests | Clients | Throughput (req/s) | Floor around it (req/s) | vs floor | p50 (ms) "
-           "| p99 (ms) | Statuses |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "Celery worker is paused (SIGSTOP) while a phase is timed, so every phase has the same CPUs. A shared "
+           "machine drifts within a run, so each phase is cut into rounds, each sent between two runs of the "
+           "floor on the same server: a round's ratio is its throughput over the mean of the floor just before "
+           "and just after it. *vs floor* is the median of the rounds' ratios, with their range; the floor "
+           "column is the mean of the floor runs around the phase.", "",
+           "| Phase | Requests | Clients | Rounds | Throughput (req/s) | Floor around it (req/s) | vs floor "
+           "(range) | p50 (ms) | p99 (ms) | Statuses |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, row in results["throughput"].items():
-        out.append(f"| {row['label']} | {row['requests']} | {row['clients']} | {row['rps']:.0f} | "
-                   f"{row['floor_rps']:.0f} | {row['ratio']:.0%} | {fmt_ms(row['p50'])} | {fmt_ms(row['p99'])} | "
+        spread = "" if row["rounds"] == 1 else f" ({row['ratio_min']:.0%}-{row['ratio_max']:.0%})"
+        out.append(f"| {row['label']} | {row['requests']} | {row['clients']} | {row['rounds']} | {row['rps']:.0f} | "
+                   f"{row['floor_rps']:.0f} | {row['ratio']:.0%}{spread} | {fmt_ms(row['p50'])} | "
+                   f"{fmt_ms(row['p99'])} | "
                    f"{', '.join(f'{k}: {v}' for k, v in sorted(row['statuses'].items()))} |")
     sms, exp = results["sms"], results["expiry"]
     out += ["", "## Start to SMS, and expiry", "",

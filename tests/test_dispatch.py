@@ -5,6 +5,8 @@ import json
 import redis
 
 from tests.conftest import wait_for
+from tests.isolated import iso_celery, iso_env  # noqa: F401
+from verification.dispatch import TASKS, CeleryDispatcher
 
 PHONE = "+14155550191"
 
@@ -32,3 +34,26 @@ def test_a_held_expiry_message_carries_the_id_and_little_else(client, worker, tw
     assert "correlation_id" not in message["properties"] and "reply_to" not in message["properties"]
     # Redis stores it in its 512-byte size class; it used to be 1,044 bytes.
     assert len(raw) < 500
+
+
+def test_a_start_publishes_both_tasks_without_building_a_redis_client(iso_celery, iso_env, monkeypatch):
+    """kombu would build a redis.Redis for every publish batch (~0.13 ms a start); the dispatcher's
+    channel keeps one. Both tasks and both task-sent events still go out, in one pipeline."""
+    dispatcher = CeleryDispatcher(iso_celery)
+    dispatcher.new_verification("warm", 60)  # the channel's one client is built here
+    built = []
+    original = redis.Redis.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "__init__", counting)
+    for n in range(3):
+        dispatcher.new_verification(f"id{n}", 60)
+    monkeypatch.undo()
+    assert built == []
+    with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
+        messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    sent = sorted((json.loads(m["body"])[0][0], m["headers"]["task"]) for m in messages)
+    assert sent == sorted((vid, task) for vid in ("warm", "id0", "id1", "id2") for task in TASKS)
