@@ -22,7 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--clients", type=int, default=4, help="client processes sending load (default 4)")
     p.add_argument("--floor", type=int, default=6000,
-                   help="requests to the floor route, alone and around each phase (default 6000)")
+                   help="requests to the floor route's own phase; each floor run between rounds sends "
+                        "this divided by --rounds (default 6000)")
     p.add_argument("--rounds", type=int, default=5,
                    help="parts each throughput phase is cut into, each between two runs of the floor (default 5)")
     p.add_argument("--starts", type=int, default=10000,

@@ -72,8 +72,8 @@ class Run:
         floor just before and just after it, and the phase's figure is the median of those ratios.
         """
         rounds = 1 if name == "floor" else max(1, min(self.args.rounds, len(requests)))
-        size = -(-len(requests) // rounds)
-        parts = [requests[i:i + size] for i in range(0, len(requests), size)]
+        n = len(requests)
+        parts = [requests[n * i // rounds:n * (i + 1) // rounds] for i in range(rounds)]
         floor = [post("/bench/floor", {"code": "0000"})] * max(self.args.floor // rounds, 1)
         floors: list[float] = []
         results: list[Result] = []
@@ -88,7 +88,8 @@ class Run:
         finally:
             self.stack.resume_worker()
         result = Result([row for r in results for row in r.rows], results[0].began, results[-1].ended)
-        rps = len(result.rows) / sum(r.seconds for r in results)
+        seconds = sum(r.seconds for r in results)
+        rps = len(result.rows) / seconds if seconds > 0 else 0.0
         if name == "floor":
             floor_rps, ratios = rps, [1.0]
         else:
@@ -97,14 +98,16 @@ class Run:
         latencies = result.latencies()
         self.results["throughput"][name] = {
             "label": label, "requests": len(requests), "clients": min(self.load.clients, len(requests)),
-            "rounds": len(parts), "rps": rps, "floor_rps": floor_rps, "ratio": statistics.median(ratios),
+            "rounds": rounds, "rps": rps, "floor_rps": floor_rps, "ratio": statistics.median(ratios),
             "ratio_min": min(ratios), "ratio_max": max(ratios),
             "p50": report.percentile(latencies, 50),
             "p99": report.percentile(latencies, 99), "statuses": result.statuses(), "latencies": latencies}
         row = self.results["throughput"][name]
-        log(f"{label}: {rps:.0f} req/s; vs the floor around each of {len(parts)} rounds: median {row['ratio']:.0%} "
-            f"(range {row['ratio_min']:.0%}-{row['ratio_max']:.0%}), floor {floor_rps:.0f} req/s; "
-            f"p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, {row['statuses']}")
+        versus = "" if name == "floor" else (
+            f"; vs the floor around each of {rounds} rounds: median {row['ratio']:.0%} "
+            f"(range {row['ratio_min']:.0%}-{row['ratio_max']:.0%}), floor {floor_rps:.0f} req/s")
+        log(f"{label}: {rps:.0f} req/s{versus}; p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, "
+            f"{row['statuses']}")
         return result
 
     # --- phases ---

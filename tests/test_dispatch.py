@@ -53,6 +53,10 @@ def test_a_start_publishes_both_tasks_without_building_a_redis_client(iso_celery
         dispatcher.new_verification(f"id{n}", 60)
     monkeypatch.undo()
     assert built == []
+    with iso_celery.producer_or_acquire() as producer:
+        # kombu's other paths ask with client= as a keyword (Channel._delete), or pass their own.
+        with producer.channel.conn_or_acquire(client=None) as cached, producer.channel.conn_or_acquire() as again:
+            assert cached is again
     with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
         messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
     sent = sorted((json.loads(m["body"])[0][0], m["headers"]["task"]) for m in messages)

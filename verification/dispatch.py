@@ -104,9 +104,9 @@ class CeleryDispatcher(Dispatcher):
         # pipeline. Both tasks tolerate a duplicate (the send ledger, a no-op expiry), so a batch whose
         # delivery is uncertain is simply sent again one message at a time, with Celery's retries.
         with self.celery.producer_or_acquire() as producer:
-            _one_client_per_channel(producer.channel)
             if getattr(producer, "supports_batch_publish", False):
                 try:
+                    _one_client_per_channel(producer.channel)
                     with producer.batch():
                         self._publish(producer, TASKS[0], verification_id)
                         self._publish(producer, TASKS[1], verification_id, countdown)
@@ -119,8 +119,8 @@ class CeleryDispatcher(Dispatcher):
 
 
 @contextlib.contextmanager
-def _given_or(client, given=None):
-    yield given or client
+def _given_or(cached, client=None):
+    yield client or cached
 
 
 def _one_client_per_channel(channel) -> None:
