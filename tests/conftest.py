@@ -125,10 +125,16 @@ def worker_env(service_env) -> dict:
     return env
 
 
+# The shared worker, once a test has started it: it serves every later test's shared broker too.
+_shared_worker: list[Worker] = []
+
+
 @pytest.fixture(scope="session")
 def worker(worker_env, tmp_path_factory):
     process = Worker(worker_env, tmp_path_factory.mktemp("worker") / "worker.log").start()
+    _shared_worker.append(process)
     yield process
+    _shared_worker.clear()
     process.stop()
 
 
@@ -166,24 +172,33 @@ def state(service_env, request) -> redis.Redis:
     connection = redis.Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
     connection.flushdb()
     yield connection
-    if "worker" in request.fixturenames:
-        # The shared worker may still owe this test an SMS; let it land now, not in the next
-        # test's Twilio stub, where a test waiting on the same number would read a stale code.
-        _wait_for_sends_to_settle(connection)
+    if _shared_worker:
+        # The shared worker may still owe this test an SMS, even a test that did not ask for it (its
+        # start queued a send on the shared broker): let it land now, not in the next test's Twilio
+        # stub, where a test waiting on the same number would read a stale code.
+        with redis.Redis.from_url(service_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
+            _wait_for_sends_to_settle(connection, broker)
     connection.close()
 
 
-def _wait_for_sends_to_settle(connection: redis.Redis, timeout: float = 10) -> None:
+def _wait_for_sends_to_settle(connection: redis.Redis, broker: redis.Redis, timeout: float = 10) -> None:
+    """Until no send is under way and none the shared worker will still run finds a queued verification."""
+
     def settled() -> bool:
-        for key in connection.scan_iter("verif:{*}:state"):
-            status, send = connection.hmget(key, "status", "send")
-            if status == "pending" and send in ("queued", "sending"):
-                return False
-        return True
+        sends = [connection.hmget(key, "status", "send") for key in connection.scan_iter("verif:{*}:state")]
+        if ["pending", "sending"] in sends:
+            return False
+        return ["pending", "queued"] not in sends or not _send_tasks_waiting(broker)
 
     deadline = time.monotonic() + timeout
     while not settled() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _send_tasks_waiting(broker: redis.Redis) -> bool:
+    """Whether a send task is queued on the shared broker, or held by a worker that has not acked it."""
+    messages = broker.lrange("celery", 0, -1) + broker.hvals("unacked")
+    return any('"verification.send_challenge"' in message for message in messages)
 
 
 @pytest.fixture
