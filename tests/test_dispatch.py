@@ -37,8 +37,8 @@ def test_a_held_expiry_message_carries_the_id_and_little_else(client, worker, tw
 
 
 def test_a_start_publishes_both_tasks_without_building_a_redis_client(iso_celery, iso_env, monkeypatch):
-    """kombu would build a redis.Redis for every publish batch (~0.13 ms a start); the dispatcher's
-    channel keeps one. Both tasks and both task-sent events still go out, in one pipeline."""
+    """kombu would build a redis.Redis for every publish batch (~0.15 ms a start); the dispatcher's
+    channel keeps one, and every start still queues both of its tasks."""
     dispatcher = CeleryDispatcher(iso_celery)
     dispatcher.new_verification("warm", 60)  # the channel's one client is built here
     built = []

@@ -127,7 +127,7 @@ def _one_client_per_channel(channel) -> None:
     """Make kombu's Redis channel reuse one client instead of building one per publish batch.
 
     `Channel.conn_or_acquire()` makes a new `redis.Redis` over the channel's connection pool each time
-    it is called without a client, and a publish batch calls it once: about 0.13 ms a start, most of it
+    it is called without a client, and a publish batch calls it once: about 0.15 ms a start, most of it
     redis-py filling the new client's table of ~200 reply callbacks. A client is only a view of its pool
     (connections are taken from the pool per command), so one per channel does the same. Tied to
     kombu 5.7's Redis transport (pinned); a channel of another transport is left as it is.
