@@ -78,6 +78,8 @@ def test_flower_shows_the_tasks_of_a_verification_and_no_code(flower, make_app, 
 
     found = wait_for(ours, timeout=20, interval=0.2)
     assert found["verification.send_challenge"]["result"] == "'sent'"
+    # What the lean message left out, the worker put back: args and kwargs as Celery would show them.
+    assert {(task["args"], task["kwargs"]) for task in found.values()} == {(f"['{verification_id}']", "{}")}
     assert found["verification.expire"]["state"] in {"RECEIVED", "PENDING"}  # waiting for its countdown
 
     shown = json.dumps(tasks_seen(flower))

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 TASKS = ("verification.send_challenge", "verification.expire")
 # Headers of Celery's message protocol 2 that are optional, with the value a worker assumes when one
-# is absent (celery/worker/request.py reads each with .get); ignore_result then follows
-# task_ignore_result, which is on.
+# is absent (celery/worker/request.py reads each with .get; kwargsrepr, which it would take as '',
+# LeanRequest rebuilds); ignore_result then follows task_ignore_result, which is on.
 _OPTIONAL_HEADERS = {"shadow": None, "expires": None, "group_index": None, "retries": 0,
                      "timelimit": [None, None], "kwargsrepr": "{}", "ignore_result": False,
                      "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {}}
@@ -39,7 +39,8 @@ def _lean_message(sender=None, headers=None, body=None, properties=None, **_):
             del headers[name]
     # What a worker needs no copy of: `lang` is for consumers in other languages, `origin` (the
     # sender's host and pid) is never read, and with no parent task root_id is the id itself.
-    # argsrepr is the only loss, and LeanRequest puts it back on the worker.
+    # argsrepr and kwargsrepr (among the defaults above) are the only losses, and LeanRequest puts
+    # them back on the worker.
     for name in ("lang", "origin", "argsrepr"):
         headers.pop(name, None)
     if headers.get("root_id") == headers["id"]:
@@ -58,14 +59,16 @@ def _lean_message(sender=None, headers=None, body=None, properties=None, **_):
 class LeanRequest(Request):
     """A worker's request with what `_lean_message` leaves out put back, as Celery would have sent it.
 
-    Its "Task ... received" line and task-received event (Flower) show the args, so the logs find the
-    verification id in them; root_id is the task's own id, as for any task sent with no parent.
+    Its "Task ... received" line and task-received event (Flower) show the args and kwargs, so the logs
+    find the verification id in them; root_id is the task's own id, as for any task sent with no parent.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "argsrepr" not in self._request_dict:
             self._argsrepr = self._request_dict["argsrepr"] = saferepr(self._args)
+        if "kwargsrepr" not in self._request_dict:
+            self._kwargsrepr = self._request_dict["kwargsrepr"] = saferepr(self._kwargs)
         if not self._root_id:
             self._root_id = self._request_dict["root_id"] = self.id
 
