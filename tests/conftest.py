@@ -167,7 +167,7 @@ def celery_app(service_env):
 
 
 @pytest.fixture
-def state(service_env, request) -> redis.Redis:
+def state(service_env) -> redis.Redis:
     """The state database, emptied before each test that uses it."""
     connection = redis.Redis.from_url(service_env["REDIS_URL"], decode_responses=True)
     connection.flushdb()
