@@ -150,7 +150,7 @@ def test_numbers_that_cannot_read_a_code_are_refused(client, state, number, kind
     example("GB", PhoneNumberType.VOIP),
 ])
 def test_mobile_and_undecidable_numbers_pass_by_default(number):
-    phone.check_destination(number, (), Settings.BLOCKED_NUMBER_TYPES)
+    phone.check_destination(phone.parse_number(number), (), Settings.BLOCKED_NUMBER_TYPES)
 
 
 def test_blocked_types_are_configurable(make_app, state, twilio, worker):

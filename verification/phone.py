@@ -47,15 +47,13 @@ def parse_number(raw) -> phonenumbers.PhoneNumber:
     return number
 
 
-def check_destination(number: phonenumbers.PhoneNumber | str, allowed_countries=(), blocked_types=()) -> None:
+def check_destination(number: phonenumbers.PhoneNumber, allowed_countries=(), blocked_types=()) -> None:
     """Refuse numbers outside ALLOWED_COUNTRIES, and types in BLOCKED_NUMBER_TYPES ("none": no type).
 
     An SMS to a premium-rate or shared-cost number earns its operator money (SMS pumping), and a fixed
     line, toll-free or pager number cannot read a code; `phonenumbers` tells them apart by numbering plan.
     Numbers it cannot tell (FIXED_LINE_OR_MOBILE, as all of North America) pass.
     """
-    if isinstance(number, str):
-        number = phonenumbers.parse(number, None)
     allowed = {c.upper() for c in allowed_countries}
     region = phonenumbers.region_code_for_number(number)
     if allowed and region not in allowed:

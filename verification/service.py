@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -57,14 +58,11 @@ class VerificationService:
         """`caller` (ratelimits.Caller: client IP, API key fingerprint) adds the per-IP and per-key limits."""
         s = self.settings
         e164 = self.destination(raw_phone)
-        slots = self.limiter.start(e164, caller) if self.limiter else []
         verification_id = verification_id or new_id()
-        try:
+        with self._limited(self.limiter.start(e164, caller) if self.limiter else []) as limits:
             created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
                                         s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH,
-                                        limits=ratelimits.as_limits(slots))
-        except LimitRefused as refused:
-            raise self.limiter.refusal(slots[refused.position], refused.retry_after) from None
+                                        limits=limits)
         try:
             self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
         except Exception:
@@ -89,6 +87,14 @@ class VerificationService:
             attempts_remaining=s.VERIFICATION_MAX_ATTEMPTS, max_attempts=s.VERIFICATION_MAX_ATTEMPTS,
             code_length=s.VERIFICATION_CODE_LENGTH,
         )
+
+    @contextlib.contextmanager
+    def _limited(self, slots: list[ratelimits.Slot]):
+        """The slots as a script takes them; a script's refusal becomes the 429 of the limit that refused."""
+        try:
+            yield ratelimits.as_limits(slots)
+        except LimitRefused as refused:
+            raise self.limiter.refusal(slots[refused.position], refused.retry_after) from None
 
     def _abandon(self, verification_id: str) -> None:
         try:
@@ -115,12 +121,9 @@ class VerificationService:
         if not codes.is_well_formed(code):
             metrics.checked("malformed", channel)
             raise ApiError("code must be a string of 4 to 10 ASCII digits", code="invalid_code")
-        slots = self.limiter.check(caller) if self.limiter else []
         code_hash = codes.digest(self.settings.CODE_HASH_SECRET, verification_id, code)
-        try:
-            result = self.store.check(verification_id, code_hash, channel, limits=ratelimits.as_limits(slots))
-        except LimitRefused as refused:
-            raise self.limiter.refusal(slots[refused.position], refused.retry_after) from None
+        with self._limited(self.limiter.check(caller) if self.limiter else []) as limits:
+            result = self.store.check(verification_id, code_hash, channel, limits=limits)
         if result.outcome == "not_found":
             raise NotFound(f"No verification {verification_id}.")
         log.info("check: %s", result.outcome, extra={"verification_id": verification_id})
