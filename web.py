@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         import tasks
 
         celery_app = tasks.app
-    app.extensions["verification"] = VerificationService(store, settings, CeleryDispatcher(celery_app),
+    app.extensions["verification"] = VerificationService(store, settings, CeleryDispatcher(celery_app, connection),
                                                          Limiter(settings))
     app.extensions["verification.settings"] = settings
 

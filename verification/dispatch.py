@@ -10,9 +10,12 @@ from celery import Celery, signals
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 from kombu.exceptions import KombuError
+from kombu.utils.url import parse_url
 from kombu.utils.uuid import uuid
+import redis
 
 from verification.service import Dispatcher
+from verification.store import Enqueue
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +76,41 @@ class LeanRequest(Request):
             self._root_id = self._request_dict["root_id"] = self.id
 
 
+class _Collector:
+    """A kombu publish batch (kombu 5.7's interface) that keeps each message's final Redis commands.
+
+    kombu's own Redis batch routes a message exactly as a publish would and buffers the commands that
+    deliver it (`Channel._put`, `_put_fanout`: LPUSH onto the queue, PUBLISH of an event) in a
+    pipeline; this one hands them to create.lua instead, which runs them with the start.
+    """
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.commands: list[tuple[str, tuple]] = []
+
+    def publish(self, message, **kwargs):
+        return self.channel.basic_publish(message, _publish_batch=self, **kwargs)
+
+    def add(self, name, *args):
+        self.commands.append((name, args))
+
+    def flush(self):
+        pass
+
+    def discard(self):
+        self.commands.clear()
+
+    def close(self):
+        pass
+
+
 class CeleryDispatcher(Dispatcher):
-    def __init__(self, celery_app: Celery):
+    def __init__(self, celery_app: Celery, state: redis.Redis | None = None):
         self.celery = celery_app
+        # The web app's state connection: when the broker is a database of the same Redis server, a
+        # start's messages go in with the start itself (with_start).
+        self.state = state
+        self._broker_db: tuple[str, int | None] | None = None
 
     def _publish(self, producer, name: str, verification_id: str, countdown: float | None = None) -> None:
         """What send_task does for our two tasks, less the parts they never use (about 0.2 ms a start).
@@ -100,6 +135,40 @@ class CeleryDispatcher(Dispatcher):
     def expire_later(self, verification_id: str, countdown: float, producer=None) -> None:
         self.celery.send_task("verification.expire", args=[verification_id], countdown=countdown,
                               producer=producer)
+
+    def with_start(self, verification_id: str, countdown: float) -> Enqueue | None:
+        """Both tasks of a start, built by Celery and kombu as for a publish, for create.lua to deliver.
+
+        The start and its messages are then one atomic step and one round trip: no verification is ever
+        stored without its SMS and expiry queued, and no message is sent for a start that was refused.
+        None, and new_verification sends them afterwards, when the broker is not on the state's server.
+        """
+        db = self.broker_db()
+        if db is None:
+            return None
+        try:
+            with self.celery.producer_or_acquire() as producer:
+                collector = _Collector(producer.channel)
+                producer.channel.create_publish_batch = lambda max_size: collector
+                try:
+                    with producer.batch():
+                        self._publish(producer, TASKS[0], verification_id)
+                        self._publish(producer, TASKS[1], verification_id, countdown)
+                finally:
+                    del producer.channel.create_publish_batch
+        except (KombuError, OSError, redis.RedisError):
+            return None  # Redis out of reach: the start finds out, and answers 503
+        commands = tuple((name, *args) for name, args in collector.commands)
+        if len(commands) != 4 or any(len(c) != 3 or c[0] not in ("lpush", "publish") for c in commands):
+            return None  # not what kombu 5.7 sends for two tasks and their events: publish as usual
+        return Enqueue(db, commands)
+
+    def broker_db(self) -> int | None:
+        """The broker's database when it is on the state's Redis server, as a plain redis:// URL names it."""
+        url = self.celery.conf.broker_url
+        if self._broker_db is None or self._broker_db[0] != url:
+            self._broker_db = (url, _same_server_db(url, self.state, self.celery.conf.broker_transport_options))
+        return self._broker_db[1]
 
     def new_verification(self, verification_id: str, countdown: float) -> None:
         # A start publishes two messages and, with task_send_sent_event, two events: four round trips
@@ -138,3 +207,27 @@ def _one_client_per_channel(channel) -> None:
     if "conn_or_acquire" in vars(channel) or not hasattr(channel, "_create_client"):
         return
     channel.conn_or_acquire = functools.partial(_given_or, channel._create_client())
+
+
+def _same_server_db(broker_url: str, state: redis.Redis | None, transport_options: dict | None) -> int | None:
+    """The broker's db when `broker_url` is plain redis:// on the server `state` talks to, else None.
+
+    Only the same host, port and credentials over TCP count; a key prefix (global_keyprefix) would
+    change kombu's key names at the client, which create.lua would not see.
+    """
+    if state is None or not broker_url or (transport_options or {}).get("global_keyprefix"):
+        return None
+    pool = state.connection_pool
+    if getattr(pool, "connection_class", None) is not redis.Connection:
+        return None  # TLS or a Unix socket: not worth telling apart
+    try:
+        url = parse_url(broker_url)
+    except ValueError:
+        return None
+    ours = pool.connection_kwargs
+    if (url.get("transport") != "redis" or url.get("hostname") != ours.get("host")
+            or (url.get("port") or 6379) != ours.get("port", 6379)
+            or url.get("userid") != ours.get("username") or url.get("password") != ours.get("password")):
+        return None
+    virtual_host = (url.get("virtual_host") or "0").strip("/") or "0"
+    return int(virtual_host) if virtual_host.isdigit() else None

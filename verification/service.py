@@ -12,7 +12,7 @@ import redis
 from verification import codes, metrics, phone as phones, ratelimits
 from verification.errors import ApiError, Conflict, NotFound
 from verification.model import CANCELED, EXPIRED, FAILED, PENDING, Verification
-from verification.store import LimitRefused, Store
+from verification.store import Enqueue, LimitRefused, Store
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,11 @@ class Dispatcher:
         """Both tasks of a start; a dispatcher may send them together."""
         self.send_challenge(verification_id)
         self.expire_later(verification_id, countdown)
+
+    def with_start(self, verification_id: str, countdown: float) -> Enqueue | None:
+        """Both tasks of a start as broker writes for the store to make with the start itself, or None to
+        have new_verification send them once the start is stored."""
+        return None
 
 
 def new_id() -> str:
@@ -59,17 +64,20 @@ class VerificationService:
         s = self.settings
         e164 = self.destination(raw_phone)
         verification_id = verification_id or new_id()
+        # When the broker shares the state's Redis server, the start's messages go in with it.
+        enqueue = self.dispatcher.with_start(verification_id, s.VERIFICATION_WINDOW_SECONDS)
         with self._limited(self.limiter.start(e164, caller) if self.limiter else []) as limits:
             created = self.store.create(verification_id, e164, s.VERIFICATION_WINDOW_SECONDS * 1000,
                                         s.VERIFICATION_MAX_ATTEMPTS, s.VERIFICATION_CODE_LENGTH,
-                                        limits=limits)
-        try:
-            self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
-        except Exception:
-            # The broker is out of reach and the client gets a 503: leave no pending verification
-            # behind it, and the number's earlier verification, if any, as it was.
-            self._abandon(verification_id)
-            raise
+                                        limits=limits, enqueue=enqueue)
+        if enqueue is None:
+            try:
+                self.dispatcher.new_verification(verification_id, s.VERIFICATION_WINDOW_SECONDS)
+            except Exception:
+                # The broker is out of reach and the client gets a 503: leave no pending verification
+                # behind it, and the number's earlier verification, if any, as it was.
+                self._abandon(verification_id)
+                raise
         if created.previous_id and created.previous_id != verification_id:
             # One pending verification per number, so an SMS reply always finds exactly one. Only now
             # that the new one's SMS is on its way: a failed start must not cost the person the old one.

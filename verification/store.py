@@ -14,7 +14,7 @@ from verification.model import Verification
 
 _SCRIPTS = ("create", "check", "finish", "claim_send", "record_send", "record_delivery", "purge")
 # The shared functions (limits.lua, events.lua) a script begins with.
-_PRELUDES = {"create": ("limits", "events"), "check": ("limits", "events"), "finish": ("events",),
+_PRELUDES = {"create": ("limits",), "check": ("limits",), "finish": ("events",),
              "record_send": ("events",), "record_delivery": ("events",)}
 
 
@@ -29,6 +29,18 @@ def script_source(name: str) -> str:
 
 # A rate limit as the scripts take one: (Redis key, amount, window in seconds).
 Limit = tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """Broker writes for create.lua to make along with the start, when the broker is on the state's server.
+
+    `commands` are kombu's own final Redis commands for the start's task messages and task-sent events
+    (dispatch.py), each `(lpush | publish, key, payload)`, run in the broker's database `db`.
+    """
+
+    db: int
+    commands: tuple[tuple[str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -94,14 +106,18 @@ class Store:
                 script.sha = self.redis.script_load(script.script)
 
     def create(self, verification_id: str, phone: str, window_ms: int, max_attempts: int,
-               code_length: int, limits: tuple[Limit, ...] = ()) -> Created:
-        """Store a new verification, taking a slot of each rate limit; IdTaken or LimitRefused if not."""
+               code_length: int, limits: tuple[Limit, ...] = (), enqueue: Enqueue | None = None) -> Created:
+        """Store a new verification, taking a slot of each rate limit; IdTaken or LimitRefused if not.
+
+        With `enqueue`, its messages reach the broker in the same atomic step, and only if the start does.
+        """
+        queued = [enqueue.db, *(part for command in enqueue.commands for part in command)] if enqueue else []
         reply = self._run(
             "create",
             [keys.state(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED,
              *(key for key, _, _ in limits)],
             [verification_id, phone, window_ms, max_attempts, code_length, self.retention,
-             *_limit_args(limits)],
+             *_limit_args(limits), *queued],
         )
         if reply[0] == "exists":
             raise IdTaken(verification_id)

@@ -2,54 +2,66 @@
 -- KEYS[1] = state hash   KEYS[2] = deadlines zset   KEYS[3..] = rate limits
 -- ARGV[1] = HMAC of the candidate code   ARGV[2] = retention (s)   ARGV[3] = channel (api, sms, durable)
 -- ARGV[4] = id   ARGV[5..] = (amount, window s) of each rate limit (limits.lua)
--- returns {outcome, field, value, ...}: the outcome, then the state hash as it is after the check (record() in events.lua)
+-- returns {outcome, field, value, ...}: the outcome, then the record's fields as they are after the check
+--   (those Verification.from_hash reads; never the code's hash or the events)
 --   outcome: approved | wrong | expired (deadline passed; marked now) | not_pending | not_found
 --   or {"rate_limited", n, retry_after_s}: the n-th limit refused first (limits.lua), and nothing changed
--- The limits come first: guessing at ids that do not exist counts too.
+-- Every request with a code runs this, so it reads the hash once and writes it once, and answers from
+-- what it read. The limits come first: guessing at ids that do not exist counts too.
 local t = redis.call('TIME')
 local refused, retry_after = take_slots(3, 5, #KEYS - 2, t)
 if refused > 0 then
   return {'rate_limited', refused, retry_after}
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local FIELDS = {'phone', 'status', 'send', 'created', 'updated', 'expires', 'attempts', 'max', 'len',
+                'reason', 'error', 'delivery'}
+local s = redis.call('HMGET', KEYS[1], 'hash', 'events', unpack(FIELDS))
+local hash, events = s[1], tonumber(s[2]) or 0
+local v = {}
+for i, name in ipairs(FIELDS) do
+  v[name] = s[i + 2]
+end
+if not v.status then
   return {'not_found'}
 end
 local function answer(outcome)
-  local reply = record()
-  table.insert(reply, 1, outcome)
+  local reply = {outcome}
+  for _, name in ipairs(FIELDS) do
+    if v[name] then
+      reply[#reply + 1] = name
+      reply[#reply + 1] = v[name]
+    end
+  end
   return reply
 end
-
-local s = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'expires', 'hash')
-local status, attempts, expires, hash = s[1], tonumber(s[2]), tonumber(s[3]), s[4]
-if status ~= 'pending' then
+if v.status ~= 'pending' then
   return answer('not_pending')
 end
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local retention = tonumber(ARGV[2])
 
-local function finish(final, event)
-  redis.call('HSET', KEYS[1], 'status', final, 'updated', now, 'attempts', attempts)
-  add_event(event)
-  redis.call('EXPIRE', KEYS[1], retention)
-  redis.call('ZREM', KEYS[2], ARGV[4])
+-- The changes and the next event (events.lua's e<n>, counted by `events`) in one HSET; a final
+-- status also starts the retention and leaves the deadlines index.
+local function write(status, attempts, event)
+  v.status, v.updated, v.attempts = status, now, attempts
+  redis.call('HSET', KEYS[1], 'status', status, 'updated', now, 'attempts', attempts,
+    'events', events + 1, 'e' .. (events + 1), cjson.encode(event))
+  if status ~= 'pending' then
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+    redis.call('ZREM', KEYS[2], ARGV[4])
+  end
 end
 
+local attempts = tonumber(v.attempts)
 -- Redis's own clock decides, so a late or lost expiry task never lets a stale code through.
-if now >= expires then
-  finish('expired', {t = now, e = 'expired'})
+if now >= tonumber(v.expires) then
+  write('expired', attempts, {t = now, e = 'expired'})
   return answer('expired')
 end
 if hash and hash == ARGV[1] then
-  finish('approved', {t = now, e = 'response', via = ARGV[3], ok = true})
+  write('approved', attempts, {t = now, e = 'response', via = ARGV[3], ok = true})
   return answer('approved')
 end
-attempts = attempts - 1
-if attempts <= 0 then
-  attempts = 0
-  finish('max_attempts_reached', {t = now, e = 'response', via = ARGV[3], ok = false})
-  return answer('wrong')
-end
-redis.call('HSET', KEYS[1], 'attempts', attempts, 'updated', now)
-add_event({t = now, e = 'response', via = ARGV[3], ok = false})
+attempts = math.max(attempts - 1, 0)
+write(attempts > 0 and 'pending' or 'max_attempts_reached', attempts,
+  {t = now, e = 'response', via = ARGV[3], ok = false})
 return answer('wrong')

@@ -3,11 +3,19 @@
 -- KEYS[4] = created zset      KEYS[5..] = rate limits (limits.lua)
 -- ARGV[1] = id                ARGV[2] = phone (E.164)   ARGV[3] = window (ms)
 -- ARGV[4] = max attempts      ARGV[5] = code length     ARGV[6] = retention (s)
--- ARGV[7..] = (amount, window s) of each rate limit
+-- ARGV[7..] = (amount, window s) of each rate limit; then, optionally, the broker's db and the start's
+--   broker commands as (lpush | publish, key, payload) triples (store.Enqueue), run once the start is made
 -- returns {"created", created_ms, expires_ms, previous_id_or_empty} | {"exists"}
 --   | {"rate_limited", n, retry_after_s}: the n-th limit refused first (limits.lua)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists'}  -- before the limits: a duplicate spends none
+end
+-- A script is not rolled back, so what it would refuse to run is refused before it writes anything.
+local queued = 7 + 2 * (#KEYS - 4)
+for i = queued + 1, #ARGV, 3 do
+  if ARGV[i] ~= 'lpush' and ARGV[i] ~= 'publish' then
+    return redis.error_reply('create.lua enqueues with lpush and publish only, not ' .. ARGV[i])
+  end
 end
 local t = redis.call('TIME')
 local refused, retry_after = take_slots(5, 7, #KEYS - 4, t)
@@ -18,14 +26,23 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expires = now + tonumber(ARGV[3])
 -- A record that is never finished still vanishes: its deadline plus the retention.
 local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + tonumber(ARGV[6])
+-- The first event (events.lua) in the same HSET.
 redis.call('HSET', KEYS[1],
   'phone', ARGV[2], 'status', 'pending', 'send', 'queued',
   'created', now, 'updated', now, 'expires', expires,
-  'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5])
-add_event({t = now, e = 'started'})
+  'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5],
+  'events', 1, 'e1', cjson.encode({t = now, e = 'started'}))
 redis.call('EXPIRE', KEYS[1], ttl)
 local previous = redis.call('GET', KEYS[2]) or ''
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ttl)
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
+-- The start's two task messages and their task-sent events, as kombu would have sent them: in the
+-- broker's database, last, so the script switches database once.
+if #ARGV >= queued then
+  redis.call('SELECT', ARGV[queued])
+  for i = queued + 1, #ARGV, 3 do
+    redis.call(ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  end
+end
 return {'created', now, expires, previous}

@@ -30,8 +30,9 @@ local function take_slots(first_key, first_arg, count, t)
   end
   for i = 0, count - 1 do
     local key, amount, window = KEYS[first_key + i], ARGV[first_arg + 2 * i], ARGV[first_arg + 2 * i + 1]
-    redis.call('LPUSH', key, now)
-    redis.call('LTRIM', key, 0, tonumber(amount) - 1)
+    if redis.call('LPUSH', key, now) > tonumber(amount) then
+      redis.call('LTRIM', key, 0, tonumber(amount) - 1)
+    end
     redis.call('EXPIRE', key, window)
   end
   return 0, 0
