@@ -9,7 +9,7 @@ import time
 import redis
 from celery import Celery, signals
 
-from verification import challenge, logs, metrics
+from verification import challenge, countdowns, logs, metrics
 from verification.config import ConfigError, Settings
 from verification.dispatch import LeanRequest
 from verification.sms import make_sender
@@ -47,6 +47,12 @@ def _serve_metrics(**_):
 def _process_exited(pid=None, **_):
     metrics.process_exited(pid or os.getpid())
 
+
+@signals.worker_shutdown.connect
+def _hand_back_countdowns(**_):
+    # After a warm shutdown stopped the timers: the expiry tasks this worker held, back to the queue.
+    countdowns.hand_back(app)
+
 # Bounded tries of a send Twilio refused for now (requests to Twilio, at most); the deadline bounds them too.
 SEND_MAX_TRIES = 6
 # Redis out of reach for a moment (a restart, a failover). Retrying a send is safe: once the ledger
@@ -79,7 +85,9 @@ def send_challenge(self, verification_id: str) -> str:
         raise self.retry(countdown=challenge.backoff(self.request.retries), exc=exc) from None
 
 
-@app.task(name="verification.expire", bind=True, max_retries=None, Request=LeanRequest)
+# Its countdown is held in the worker's memory only (verification/countdowns.py), not in Redis as well.
+@app.task(name="verification.expire", bind=True, max_retries=None, Request=LeanRequest,
+          Strategy="verification.countdowns:held_in_memory")
 def expire(self, verification_id: str) -> str:
     _, store, _ = _runtime()
     try:

@@ -78,9 +78,8 @@ def memory(state: redis.Redis, broker: redis.Redis) -> dict:
     pipe = broker.pipeline(transaction=False)
     pipe.memory_usage("unacked", samples=0)
     pipe.memory_usage("unacked_index", samples=0)
-    pipe.hlen("unacked")
     pipe.llen("celery")
-    unacked, index, held, queued = pipe.execute()
+    unacked, index, queued = pipe.execute()
     limits_shared, limits_per_phone = 0, 0
     keys = list(state.scan_iter(match="LIMITS*", count=1000))
     pipe = state.pipeline(transaction=False)
@@ -92,7 +91,7 @@ def memory(state: redis.Redis, broker: redis.Redis) -> dict:
         else:
             limits_shared += size or 0
     return {"used": int(state.info("memory")["used_memory"]), "broker_unacked": (unacked or 0) + (index or 0),
-            "held": held, "queued": queued, "limits_per_phone": limits_per_phone, "limits_shared": limits_shared}
+            "queued": queued, "limits_per_phone": limits_per_phone, "limits_shared": limits_shared}
 
 
 def key_sizes(state: redis.Redis, ids: list[str], phones: list[str]) -> dict:

@@ -118,14 +118,14 @@ def markdown(results: dict, command: str) -> str:
     mem = results["memory"]
     out += ["", "## Memory", "",
             "| Figure | Value |", "|---|---:|",
-            f"| Pending verifications measured (worker holding their expiry tasks) | {mem['count']} |",
+            f"| Pending verifications measured (the worker holding their expiry tasks in memory) | {mem['count']} |",
             f"| Redis `used_memory` per pending verification | {mem['per_pending']:.0f} B |",
             f"| … of which the broker (`unacked` hash + `unacked_index` zset) | {mem['broker_per']:.0f} B |",
             f"| … of which rate-limit keys per phone number | {mem['limits_per']:.0f} B |",
             f"| … the rest: state hash (with its events), phone index, the two zsets, Redis overhead | {mem['state_per']:.0f} B |",
             f"| Sample: state hash / phone key (`MEMORY USAGE`) | "
             f"{mem['keys']['state']:.0f} / {mem['keys']['phone']:.0f} B |",
-            f"| One held expiry task message (JSON in `unacked`) | {mem['message_bytes']} B |",
+            f"| One expiry task message, as queued (JSON; a worker holding it keeps no copy in Redis) | {mem['message_bytes']} B |",
             f"| Worker RSS, main process: idle → holding {mem['held']} expiry tasks | "
             f"{mem['rss_main0'] / 2**20:.1f} → {mem['rss_main1'] / 2**20:.1f} MiB |",
             f"| Worker RSS, main + pool processes | {mem['rss_all0'] / 2**20:.1f} → {mem['rss_all1'] / 2**20:.1f} MiB |",

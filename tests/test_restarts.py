@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -97,10 +99,18 @@ def test_warm_shutdown_loses_no_queued_task(iso_env, iso_app, workers, twilio, s
     ids = [start(client, phone)["id"] for phone in before]
     for phone in before:
         twilio.wait_for_message(phone)
-    first.stop(signal.SIGTERM)
-    assert first.process.returncode == 0
-    with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"]) as broker:
-        assert broker.hlen("unacked") == 0  # every expiry it held went back to the queue
+    with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
+        # The worker holds the three countdowns in memory only (verification/countdowns.py)...
+        wait_for(lambda: broker.llen("celery") == 0 and broker.hlen("unacked") == 0)
+        first.stop(signal.SIGTERM)
+        assert first.process.returncode == 0
+        # ...and a warm shutdown sends them back, each with its id and deadline.
+        back = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    assert sorted(json.loads(m["body"])[0][0] for m in back) == sorted(ids)
+    assert {m["headers"]["task"] for m in back} == {"verification.expire"}
+    for m in back:
+        deadline = int(state.hget(keys.state(json.loads(m["body"])[0][0]), "expires")) / 1000
+        assert abs(datetime.fromisoformat(m["headers"]["eta"]).timestamp() - deadline) < 1
 
     ids += [start(client, phone)["id"] for phone in after]
     assert len(twilio.requests) == 3  # no worker, no SMS

@@ -10,7 +10,6 @@ from celery import Celery, signals
 from celery.utils.saferepr import saferepr
 from celery.worker.request import Request
 from kombu.exceptions import KombuError
-from kombu.utils.url import parse_url
 from kombu.utils.uuid import uuid
 import redis
 
@@ -20,6 +19,9 @@ from verification.store import Enqueue
 log = logging.getLogger(__name__)
 
 TASKS = ("verification.send_challenge", "verification.expire")
+# An expiry sent with its start is counted from before create.lua sets the deadline by Redis's clock.
+_AFTER_DEADLINE = 0.05
+_warned = False
 # Headers of Celery's message protocol 2 that are optional, with the value a worker assumes when one
 # is absent (celery/worker/request.py reads each with .get; kwargsrepr, which it would take as '',
 # LeanRequest rebuilds); ignore_result then follows task_ignore_result, which is on.
@@ -110,7 +112,6 @@ class CeleryDispatcher(Dispatcher):
         # The web app's state connection: when the broker is a database of the same Redis server, a
         # start's messages go in with the start itself (with_start).
         self.state = state
-        self._broker_db: tuple[str, int | None] | None = None
 
     def _publish(self, producer, name: str, verification_id: str, countdown: float | None = None) -> None:
         """What send_task does for our two tasks, less the parts they never use (about 0.2 ms a start).
@@ -141,34 +142,35 @@ class CeleryDispatcher(Dispatcher):
 
         The start and its messages are then one atomic step and one round trip: no verification is ever
         stored without its SMS and expiry queued, and no message is sent for a start that was refused.
-        None, and new_verification sends them afterwards, when the broker is not on the state's server.
+        None, and new_verification sends them afterwards, when the broker is not a database of the
+        state's Redis server, or kombu would not batch (e.g. `retry_on_timeout`).
         """
-        db = self.broker_db()
-        if db is None:
-            return None
         try:
             with self.celery.producer_or_acquire() as producer:
-                collector = _Collector(producer.channel)
-                producer.channel.create_publish_batch = lambda max_size: collector
+                channel = producer.channel
+                db = _same_server_db(channel, self.state)
+                if db is None or not getattr(channel, "supports_batch_publish", False):
+                    return None
+                collector = _Collector(channel)
+                channel.create_publish_batch = lambda max_size: collector
                 try:
                     with producer.batch():
                         self._publish(producer, TASKS[0], verification_id)
-                        self._publish(producer, TASKS[1], verification_id, countdown)
+                        # create.lua sets the deadline a moment after this: the expiry is due just after it.
+                        self._publish(producer, TASKS[1], verification_id, countdown + _AFTER_DEADLINE)
                 finally:
-                    del producer.channel.create_publish_batch
+                    del channel.create_publish_batch
         except (KombuError, OSError, redis.RedisError):
             return None  # Redis out of reach: the start finds out, and answers 503
         commands = tuple((name, *args) for name, args in collector.commands)
         if len(commands) != 4 or any(len(c) != 3 or c[0] not in ("lpush", "publish") for c in commands):
-            return None  # not what kombu 5.7 sends for two tasks and their events: publish as usual
+            global _warned
+            if not _warned:
+                _warned = True
+                log.warning("kombu routed a start's messages as %s, not two LPUSH and two PUBLISH: starts send "
+                            "them after storing the verification", [c[0] for c in commands])
+            return None
         return Enqueue(db, commands)
-
-    def broker_db(self) -> int | None:
-        """The broker's database when it is on the state's Redis server, as a plain redis:// URL names it."""
-        url = self.celery.conf.broker_url
-        if self._broker_db is None or self._broker_db[0] != url:
-            self._broker_db = (url, _same_server_db(url, self.state, self.celery.conf.broker_transport_options))
-        return self._broker_db[1]
 
     def new_verification(self, verification_id: str, countdown: float) -> None:
         # A start publishes two messages and, with task_send_sent_event, two events: four round trips
@@ -209,25 +211,21 @@ def _one_client_per_channel(channel) -> None:
     channel.conn_or_acquire = functools.partial(_given_or, channel._create_client())
 
 
-def _same_server_db(broker_url: str, state: redis.Redis | None, transport_options: dict | None) -> int | None:
-    """The broker's db when `broker_url` is plain redis:// on the server `state` talks to, else None.
+def _same_server_db(channel, state: redis.Redis | None) -> int | None:
+    """The broker's database when kombu's Redis channel talks to the server `state` talks to, else None.
 
-    Only the same host, port and credentials over TCP count; a key prefix (global_keyprefix) would
-    change kombu's key names at the client, which create.lua would not see.
+    Read from the connection kombu made (whatever broker settings named it): the same host, port and
+    credentials over plain TCP. A key prefix (global_keyprefix) would change kombu's key names in its
+    client, which create.lua would not see.
     """
-    if state is None or not broker_url or (transport_options or {}).get("global_keyprefix"):
-        return None
-    pool = state.connection_pool
-    if getattr(pool, "connection_class", None) is not redis.Connection:
-        return None  # TLS or a Unix socket: not worth telling apart
     try:
-        url = parse_url(broker_url)
-    except ValueError:
+        ours, theirs = state.connection_pool, channel.pool
+        if (getattr(channel, "global_keyprefix", None) or ours.connection_class is not redis.Connection
+                or theirs.connection_class is not redis.Connection):
+            return None  # TLS, a socket, Sentinel: not worth telling apart
+        a, b = ours.connection_kwargs, theirs.connection_kwargs
+        if any(a.get(name) != b.get(name) for name in ("host", "port", "username", "password")):
+            return None
+        return int(b.get("db") or 0)
+    except Exception:  # noqa: BLE001 - another transport, or no state connection: publish as usual
         return None
-    ours = pool.connection_kwargs
-    if (url.get("transport") != "redis" or url.get("hostname") != ours.get("host")
-            or (url.get("port") or 6379) != ours.get("port", 6379)
-            or url.get("userid") != ours.get("username") or url.get("password") != ours.get("password")):
-        return None
-    virtual_host = (url.get("virtual_host") or "0").strip("/") or "0"
-    return int(virtual_host) if virtual_host.isdigit() else None
