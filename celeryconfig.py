@@ -27,19 +27,21 @@ task_acks_late = True
 # ledger decides. Without this, late acks would still ack a task whose process vanished.
 task_reject_on_worker_lost = True
 # Late acks and prefetching do not mix: a worker holds about as many messages as it has processes
-# (plus the countdown tasks it waits on), so a hard-killed worker strands as few sends as possible.
+# (plus the send retries it waits on; an expiry countdown is acknowledged on arrival and takes no
+# slot, verification/countdowns.py), so a hard-killed worker strands as few sends as possible.
 worker_prefetch_multiplier = 1
 # On a lost broker connection, let running tasks finish rather than cancel them: a send halfway
 # through its Twilio request should record its outcome. (Celery warns that 6.0 will change the
 # default; this keeps our choice either way.)
 worker_cancel_long_running_tasks_on_connection_loss = False
 
-# Unacked messages (an expiry waiting for its countdown, a send whose worker died hard) return to
-# the queue after this many seconds. It must exceed the verification window (which also bounds a
-# send's retry countdown), or every countdown would be redelivered while it waits: harmless, as
-# expiry and send are idempotent, but wasted. The price: a send stranded by SIGKILL comes back
-# after the window, when it can only skip; that verification expires (no SMS, never two). A warm
-# shutdown (SIGTERM) hands its messages back at once instead.
+# Unacked messages (a send waiting for its retry countdown, a send whose worker died hard) return
+# to the queue after this many seconds. It must exceed the verification window (which also bounds a
+# send's retry countdown), or every retry would be redelivered while it waits: harmless, as sends
+# are idempotent, but wasted. The price: a send stranded by SIGKILL comes back after the window,
+# when it can only skip; that verification expires (no SMS, never two). A warm shutdown (SIGTERM)
+# hands its messages back at once instead. Expiry countdowns are not kept here at all
+# (verification/countdowns.py).
 broker_transport_options = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(max(300, 2 * _window)))),
     # A Redis that vanishes without closing the connection (failover, a dropped NAT entry) must not
@@ -53,11 +55,11 @@ broker_transport_options = {
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 
-# The sweep: expiry that a countdown task missed. Countdown tasks live in the worker's memory once
-# fetched; a worker killed hard, or a broker connection lost (a Redis restart), drops them until the
-# visibility timeout returns them. The sweep marks every pending verification past its deadline
-# `expired` (verification/challenge.py), so status, metrics and callbacks converge within one
-# interval. Run beat once (`celery -A tasks worker --beat`, or a `celery -A tasks beat` process).
+# The sweep: expiry that a countdown task missed. Expiry countdowns live only in the worker's memory
+# once fetched (verification/countdowns.py); a worker killed hard, or a broker connection lost (a
+# Redis restart), drops them, and only a warm shutdown hands them back. The sweep marks every
+# pending verification past its deadline `expired` (verification/challenge.py), so status, metrics
+# and callbacks converge within one interval. Run beat once (`celery -A tasks worker --beat`, or a `celery -A tasks beat` process).
 _sweep_seconds = float(os.environ.get("VERIFICATION_SWEEP_SECONDS", "20"))
 beat_schedule = {
     "sweep-overdue-verifications": {
