@@ -209,3 +209,60 @@ def test_redis_restart_mid_flight(aof_redis, iso_env, workers, twilio, tmp_path)
     code = code_in(twilio.wait_for_message("+14155550145"))
     assert client.post(fresh["links"]["check"], json={"code": code}).json["approved"] is True
     state.close()
+
+
+def test_a_countdown_due_while_the_worker_stops_is_handed_back(iso_env, iso_app, workers, twilio, state):
+    """A warm shutdown waits for a running send; a countdown that falls due meanwhile is not run (the
+    pool is closing) and not lost: it goes back to the queue with the rest (verification/countdowns.py)."""
+    client = authorized(iso_app(VERIFICATION_WINDOW_SECONDS=3))
+    worker = workers()
+    due = start(client, "+14155550171")
+    twilio.wait_for_message("+14155550171")
+    twilio.delay = 5  # the next send holds the pool past the first one's deadline
+    start(client, "+14155550172")
+    wait_for(lambda: len(twilio.requests) == 2)
+    worker.stop(signal.SIGTERM)
+    assert worker.process.returncode == 0
+    with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
+        back = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    assert due["id"] in [json.loads(m["body"])[0][0] for m in back if m["headers"]["task"] == "verification.expire"]
+    assert status_in_redis(state, due["id"]) == "pending"  # nobody expired it: no beat, no read
+    workers()
+    wait_for(lambda: status_in_redis(state, due["id"]) == "expired", timeout=15)
+
+
+def test_a_malformed_countdown_is_refused_and_the_worker_carries_on(iso_env, iso_app, iso_celery, workers, twilio, state):
+    worker = workers()
+    iso_celery.send_task("verification.expire", args=["nope"], headers={"eta": "not-a-date"})
+    client = authorized(iso_app(VERIFICATION_WINDOW_SECONDS=2))
+    body = start(client, "+14155550173")
+    twilio.wait_for_message("+14155550173")
+    wait_for(lambda: status_in_redis(state, body["id"]) == "expired", timeout=15)
+    assert worker.process.poll() is None
+    assert "invalid ETA" in worker.log() and "Unrecoverable error" not in worker.log()
+
+
+def test_countdowns_survive_a_lost_broker_connection(iso_env, iso_app, workers, twilio, state):
+    """Celery clears its timers when its broker connection drops; the countdowns go back to the queue
+    when it reconnects, and still expire their verifications on time (no beat here, no reads)."""
+    client = authorized(iso_app(VERIFICATION_WINDOW_SECONDS=6))
+    worker = workers()
+    body = start(client, "+14155550174")
+    twilio.wait_for_message("+14155550174")
+    mark = len(worker.log())
+    with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"]) as broker:
+        broker.client_kill_filter(_type="normal", skipme=True)
+    wait_for(lambda: "handed 1 countdowns back" in worker.log()[mark:], timeout=20)
+    wait_for(lambda: status_in_redis(state, body["id"]) == "expired", timeout=20)
+
+
+def test_a_cold_shutdown_hands_countdowns_back_too(iso_env, iso_app, workers, twilio, state):
+    client = authorized(iso_app(VERIFICATION_WINDOW_SECONDS=30))
+    worker = workers()
+    body = start(client, "+14155550175")
+    twilio.wait_for_message("+14155550175")
+    with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
+        wait_for(lambda: broker.hlen("unacked") == 0)  # the send has run and is acknowledged
+        worker.stop(signal.SIGQUIT)  # Celery's cold shutdown: no worker_shutdown signal
+        back = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    assert [(json.loads(m["body"])[0][0], m["headers"]["task"]) for m in back] == [(body["id"], "verification.expire")]

@@ -2,43 +2,64 @@
 
 kombu's Redis transport keeps each message a worker holds, unacknowledged, in the broker's `unacked`
 hash, so that a worker that dies hands it back. An expiry task is held for the whole window: 734 of
-the ~2,050 bytes of Redis a pending verification costs (docs/benchmarks.md). Yet the deadlines index
+the ~2,050 bytes of Redis a pending verification cost (docs/benchmarks.md). Yet the deadlines index
 already guarantees every expiry a worker loses (the sweep, `challenge.sweep`), and reads and checks
-judge the deadline by Redis's clock themselves. So the expiry task's strategy, `held_in_memory`,
-acknowledges a countdown message when it arrives and keeps only Celery's timer. What kombu did for a
-worker that stops, `hand_back` does: a warm shutdown sends every timer it still held back to the
-queue, with its id and ETA. A worker killed outright loses its timers, as before (kombu's copy came
-back only after the visibility timeout, past the deadline): the sweep expires those verifications
-within one interval.
+judge the deadline by Redis's clock themselves; kombu's copy came back only after the visibility
+timeout, past the deadline. So the expiry task's strategy, `held_in_memory`, lets Celery's default
+strategy handle a countdown and acknowledges its message once Celery has scheduled it: a message
+Celery refuses (malformed, revoked, an ETA it cannot read) is rejected as before.
 
-Tied to Celery 5.6's worker (`celery.worker.strategy.default`, `Consumer.apply_eta_task`), which is
-pinned; tests/test_restarts.py and tests/test_dispatch.py cover it.
+What kombu did for a worker that stops holding its messages, `hand_back` does, sending every
+countdown still held back to the queue with its id, ETA and retries, in one round trip:
+- at a warm or cold shutdown: timers that fall due while the worker stops are not run (the pool is
+  closing) but kept for the hand-back, which runs when the worker has stopped, or at exit;
+- when Celery rebuilds its strategies after a lost broker connection, which cleared its timers.
+A worker killed outright loses them, as it did, and so does a pool process killed while running
+one; the sweep expires those verifications within one interval.
+
+Tied to Celery 5.6's worker (`celery.worker.strategy.default`, `Consumer.apply_eta_task`, the
+timer's `call_at`), which is pinned; tests/test_restarts.py and tests/test_dispatch.py cover it.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
-from datetime import datetime
 
+from celery.worker import state as worker_state
 from celery.worker.state import task_reserved
 from celery.worker.strategy import default
 
 log = logging.getLogger(__name__)
 
-# Countdown messages acknowledged on arrival whose timer has not fired yet, by task id.
+# Countdowns whose message was acknowledged and whose timer has not handed them to the pool, by task id.
 _held: dict = {}
-
-
-def _already_acknowledged(*_args, **_kwargs) -> None:
-    """A request's ack and reject once its message was acknowledged on arrival: nothing is left to do."""
+_apps: list = []  # the app to hand back through at exit (one per worker process)
 
 
 class _NoPrefetchSlot:
-    """Celery counts a held countdown as one more message to prefetch, since it occupies a slot of
-    kombu's unacknowledged window; an acknowledged one occupies none, so none is added."""
+    """Celery counts a held countdown as one more message to prefetch, since an unacknowledged message
+    occupies a slot of kombu's window; an acknowledged one occupies none, so none is added."""
 
     def increment_eventually(self, n: int = 1) -> None:
         pass
+
+
+class _Timer:
+    """The consumer's timer as the strategy sees it: scheduling a countdown acknowledges its message."""
+
+    def __init__(self, timer, apply):
+        self._timer = timer
+        self._apply = apply
+
+    def call_at(self, eta, fun, args=(), kwargs=None, priority=0):
+        if fun == self._apply:
+            (request,) = args
+            # Now only this timer holds it. Celery acks and rejects a request at most once, so its
+            # later ack (acks_late) and any reject are no-ops.
+            request.acknowledge()
+            _held[request.id] = request
+        return self._timer.call_at(eta, fun, args, kwargs, priority)
 
 
 class _ConsumerView:
@@ -48,47 +69,62 @@ class _ConsumerView:
 
     def __init__(self, consumer):
         self._consumer = consumer
+        self.timer = _Timer(consumer.timer, self.apply_eta_task)
 
     def __getattr__(self, name):
         return getattr(self._consumer, name)
 
     def apply_eta_task(self, request) -> None:
-        """`Consumer.apply_eta_task`, less giving back the prefetch slot that was never taken."""
-        _held.pop(request.id, None)
+        """`Consumer.apply_eta_task`, less giving back a prefetch slot that was never taken."""
+        if _stopping():
+            return  # the worker is stopping and its pool closing: hand_back sends it again
+        if _held.pop(request.id, None) is None:
+            return  # handed back already
         task_reserved(request)
         self._consumer.on_task_request(request)
 
 
+def _stopping() -> bool:
+    # As celery.worker.state.maybe_shutdown reads them: an exit code (0 for a warm stop) once set.
+    return any(flag is not None and flag is not False
+               for flag in (worker_state.should_stop, worker_state.should_terminate))
+
+
 def held_in_memory(task, app, consumer, **kwargs):
-    """A task's strategy (`Task.Strategy`): a message with an ETA is acknowledged on arrival, then
-    handled as Celery would; one without is Celery's default handling, untouched."""
-    countdown = default(task, app, _ConsumerView(consumer), **kwargs)
-    immediate = default(task, app, consumer, **kwargs)
-
-    def handle(message, body, ack, reject, callbacks, **kw):
-        headers = message.headers if isinstance(message.headers, dict) else {}
-        if not headers.get("eta") or not headers.get("id"):
-            return immediate(message, body, ack, reject, callbacks, **kw)
-        ack(log, consumer.connection_errors)
-        _held[headers["id"]] = message
-        return countdown(message, body, _already_acknowledged, _already_acknowledged, callbacks, **kw)
-
-    return handle
+    """A task's strategy (`Task.Strategy`): Celery's default, with a countdown acknowledged once scheduled."""
+    if not _apps:
+        _apps.append(app)
+        atexit.register(_hand_back_at_exit)
+    # Strategies are rebuilt when the consumer reconnects, after Celery cleared its timers.
+    hand_back(app)
+    return default(task, app, _ConsumerView(consumer), **kwargs)
 
 
 def hand_back(app) -> int:
-    """Send again, with its id and ETA, every countdown this worker acknowledged and will not run.
+    """Send again, in one round trip, every countdown this worker holds and will not run.
 
-    Returns how many went back; one that cannot (the broker is down too) is left to the sweep.
+    Returns how many went back. If the broker cannot take them, they are left to the sweep.
     """
-    sent = 0
+    requests = []
     while _held:
-        task_id, message = _held.popitem()
-        try:
-            args, kwargs, _ = message.decode()
-            app.send_task(message.headers["task"], args=args, kwargs=kwargs, task_id=task_id,
-                          eta=datetime.fromisoformat(message.headers["eta"]))
-            sent += 1
-        except Exception as exc:  # noqa: BLE001 - a shutdown must finish; the sweep covers this one
-            log.warning("could not hand a countdown back (%s); the sweep expires it", type(exc).__name__)
-    return sent
+        requests.append(_held.popitem()[1])
+    if not requests:
+        return 0
+    try:
+        with app.producer_or_acquire() as producer, producer.batch():
+            for request in requests:
+                app.send_task(request.name, args=request.args, kwargs=request.kwargs, task_id=request.id,
+                              eta=request.eta, retries=request.request_dict.get("retries", 0),
+                              producer=producer, retry=False)
+    except Exception as exc:  # noqa: BLE001 - a shutdown must finish; the sweep covers these
+        log.warning("could not hand %d countdowns back to the broker (%s); the sweep expires them",
+                    len(requests), type(exc).__name__)
+        return 0
+    log.info("handed %d countdowns back to the broker", len(requests))
+    return len(requests)
+
+
+def _hand_back_at_exit() -> None:
+    # A cold shutdown sends no worker_shutdown; whatever the warm one left is gone by now.
+    if _held and _apps:
+        hand_back(_apps[0])
