@@ -130,6 +130,12 @@ class CeleryDispatcher(Dispatcher):
             kwargsrepr="{}")
         amqp.send_task_message(producer, name, message, declare=[], retry=False)
 
+    def _publish_both(self, producer, verification_id: str, countdown: float) -> None:
+        """A start's two tasks in one kombu publish batch: sent as one pipeline, or kept (with_start)."""
+        with producer.batch():
+            self._publish(producer, TASKS[0], verification_id)
+            self._publish(producer, TASKS[1], verification_id, countdown)
+
     def send_challenge(self, verification_id: str, producer=None) -> None:
         self.celery.send_task("verification.send_challenge", args=[verification_id], producer=producer)
 
@@ -154,10 +160,8 @@ class CeleryDispatcher(Dispatcher):
                 collector = _Collector(channel)
                 channel.create_publish_batch = lambda max_size: collector
                 try:
-                    with producer.batch():
-                        self._publish(producer, TASKS[0], verification_id)
-                        # create.lua sets the deadline a moment after this: the expiry is due just after it.
-                        self._publish(producer, TASKS[1], verification_id, countdown + _AFTER_DEADLINE)
+                    # create.lua sets the deadline a moment after this: the expiry is due just after it.
+                    self._publish_both(producer, verification_id, countdown + _AFTER_DEADLINE)
                 finally:
                     del channel.create_publish_batch
         except (KombuError, OSError, redis.RedisError):
@@ -181,9 +185,7 @@ class CeleryDispatcher(Dispatcher):
             if getattr(producer, "supports_batch_publish", False):
                 try:
                     _one_client_per_channel(producer.channel)
-                    with producer.batch():
-                        self._publish(producer, TASKS[0], verification_id)
-                        self._publish(producer, TASKS[1], verification_id, countdown)
+                    self._publish_both(producer, verification_id, countdown)
                     return
                 except KombuError as exc:
                     log.warning("batched publish failed (%s); sending one by one", type(exc).__name__,
