@@ -211,7 +211,9 @@ def test_redis_restart_mid_flight(aof_redis, iso_env, workers, twilio, tmp_path)
     state.close()
 
 
-def test_a_countdown_due_while_the_worker_stops_is_handed_back(iso_env, iso_app, workers, twilio, state):
+@pytest.mark.parametrize("how", ["SIGTERM", "remote shutdown"])
+def test_a_countdown_due_while_the_worker_stops_is_handed_back(how, iso_env, iso_app, iso_celery, workers,
+                                                              twilio, state):
     """A warm shutdown waits for a running send; a countdown that falls due meanwhile is not run (the
     pool is closing) and not lost: it goes back to the queue with the rest (verification/countdowns.py)."""
     client = authorized(iso_app(VERIFICATION_WINDOW_SECONDS=3))
@@ -221,7 +223,11 @@ def test_a_countdown_due_while_the_worker_stops_is_handed_back(iso_env, iso_app,
     twilio.delay = 5  # the next send holds the pool past the first one's deadline
     start(client, "+14155550172")
     wait_for(lambda: len(twilio.requests) == 2)
-    worker.stop(signal.SIGTERM)
+    if how == "SIGTERM":
+        worker.stop(signal.SIGTERM)
+    else:
+        iso_celery.control.shutdown()  # `celery control shutdown`: no signal, no state flags
+        worker.process.wait(30)
     assert worker.process.returncode == 0
     with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True) as broker:
         back = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]

@@ -11,9 +11,11 @@ Celery refuses (malformed, revoked, an ETA it cannot read) is rejected as before
 
 What kombu did for a worker that stops holding its messages, `hand_back` does, sending every
 countdown still held back to the queue with its id, ETA and retries, in one round trip:
-- at a warm or cold shutdown: timers that fall due while the worker stops are not run (the pool is
-  closing) but kept for the hand-back, which runs when the worker has stopped, or at exit;
-- when Celery rebuilds its strategies after a lost broker connection, which cleared its timers.
+- at a shutdown, warm, cold or remote (`celery control shutdown`): timers that fall due while the
+  worker stops are not run (the pool is closing) but kept for the hand-back, which runs when the
+  worker has stopped, or at exit;
+- when the consumer starts again after a lost broker connection, which cleared Celery's timers (not
+  when a pool restart rebuilds the strategies: its timers are intact).
 A worker killed outright loses them, as it did, and so does a pool process killed while running
 one; the sweep expires those verifications within one interval.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import atexit
 import logging
 
+from celery.bootsteps import RUN
 from celery.worker import state as worker_state
 from celery.worker.state import task_reserved
 from celery.worker.strategy import default
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 # Countdowns whose message was acknowledged and whose timer has not handed them to the pool, by task id.
 _held: dict = {}
 _apps: list = []  # the app to hand back through at exit (one per worker process)
+_starts: list = [None]  # the consumer's restart_count when the strategy was last built
 
 
 class _NoPrefetchSlot:
@@ -76,18 +80,24 @@ class _ConsumerView:
 
     def apply_eta_task(self, request) -> None:
         """`Consumer.apply_eta_task`, less giving back a prefetch slot that was never taken."""
-        if _stopping():
+        if _stopping(self._consumer):
             return  # the worker is stopping and its pool closing: hand_back sends it again
-        if _held.pop(request.id, None) is None:
-            return  # handed back already
+        if _held.get(request.id) is not request:
+            return  # handed back already (a copy may be held anew, and runs on its own)
+        _held.pop(request.id, None)
         task_reserved(request)
         self._consumer.on_task_request(request)
 
 
-def _stopping() -> bool:
-    # As celery.worker.state.maybe_shutdown reads them: an exit code (0 for a warm stop) once set.
-    return any(flag is not None and flag is not False
-               for flag in (worker_state.should_stop, worker_state.should_terminate))
+def _stopping(consumer) -> bool:
+    """Whether the worker is stopping: a signal sets celery.worker.state's flags (an exit code, 0 for a
+    warm stop); a remote `shutdown` only stops the blueprints."""
+    if any(flag is not None and flag is not False
+           for flag in (worker_state.should_stop, worker_state.should_terminate)):
+        return True
+    controller = getattr(consumer, "controller", None)
+    return any(blueprint is not None and blueprint.state != RUN
+               for blueprint in (consumer.blueprint, getattr(controller, "blueprint", None)))
 
 
 def held_in_memory(task, app, consumer, **kwargs):
@@ -95,8 +105,12 @@ def held_in_memory(task, app, consumer, **kwargs):
     if not _apps:
         _apps.append(app)
         atexit.register(_hand_back_at_exit)
-    # Strategies are rebuilt when the consumer reconnects, after Celery cleared its timers.
-    hand_back(app)
+    # Strategies are built at each start of the consumer: after a lost broker connection, which cleared
+    # Celery's timers, hand back what they held. A pool restart rebuilds them too, with its timers intact.
+    restarts = getattr(consumer, "restart_count", None)
+    if restarts != _starts[0]:
+        _starts[0] = restarts
+        hand_back(app)
     return default(task, app, _ConsumerView(consumer), **kwargs)
 
 
@@ -106,8 +120,11 @@ def hand_back(app) -> int:
     Returns how many went back. If the broker cannot take them, they are left to the sweep.
     """
     requests = []
-    while _held:
-        requests.append(_held.popitem()[1])
+    while True:
+        try:  # a timer thread (threads, gevent, solo pools) may pop one meanwhile
+            requests.append(_held.popitem()[1])
+        except KeyError:
+            break
     if not requests:
         return 0
     try:
