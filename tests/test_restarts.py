@@ -257,7 +257,7 @@ def test_countdowns_survive_a_lost_broker_connection(iso_env, iso_app, workers, 
     mark = len(worker.log())
     with redis.Redis.from_url(iso_env["CELERY_BROKER_URL"]) as broker:
         broker.client_kill_filter(_type="normal", skipme=True)
-    wait_for(lambda: "handed 1 countdowns back" in worker.log()[mark:], timeout=20)
+    wait_for(lambda: "countdowns handed back to the broker: 1" in worker.log()[mark:], timeout=20)
     wait_for(lambda: status_in_redis(state, body["id"]) == "expired", timeout=20)
 
 

@@ -137,7 +137,7 @@ def hand_back(app) -> int:
         log.warning("could not hand %d countdowns back to the broker (%s); the sweep expires them",
                     len(requests), type(exc).__name__)
         return 0
-    log.info("handed %d countdowns back to the broker", len(requests))
+    log.info("countdowns handed back to the broker: %d", len(requests))
     return len(requests)
 
 
