@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 # Countdowns whose message was acknowledged and whose timer has not handed them to the pool, by task id.
 _held: dict = {}
-_apps: list = []  # the app to hand back through at exit (one per worker process)
-_starts: list = [None]  # the consumer's restart_count when the strategy was last built
+# The consumer's restart_count when the strategy was last built; empty before the first build.
+_built_at: list = []
 
 
 class _NoPrefetchSlot:
@@ -102,14 +102,14 @@ def _stopping(consumer) -> bool:
 
 def held_in_memory(task, app, consumer, **kwargs):
     """A task's strategy (`Task.Strategy`): Celery's default, with a countdown acknowledged once scheduled."""
-    if not _apps:
-        _apps.append(app)
-        atexit.register(_hand_back_at_exit)
-    # Strategies are built at each start of the consumer: after a lost broker connection, which cleared
-    # Celery's timers, hand back what they held. A pool restart rebuilds them too, with its timers intact.
     restarts = getattr(consumer, "restart_count", None)
-    if restarts != _starts[0]:
-        _starts[0] = restarts
+    if not _built_at:
+        _built_at.append(restarts)
+        atexit.register(hand_back, app)  # a cold shutdown sends no worker_shutdown
+    elif restarts != _built_at[0]:
+        # Built again at each start of the consumer: after a lost broker connection, which cleared
+        # Celery's timers, hand back what they held. A pool restart rebuilds it with its timers intact.
+        _built_at[0] = restarts
         hand_back(app)
     return default(task, app, _ConsumerView(consumer), **kwargs)
 
@@ -139,9 +139,3 @@ def hand_back(app) -> int:
         return 0
     log.info("countdowns handed back to the broker: %d", len(requests))
     return len(requests)
-
-
-def _hand_back_at_exit() -> None:
-    # A cold shutdown sends no worker_shutdown; whatever the warm one left is gone by now.
-    if _held and _apps:
-        hand_back(_apps[0])
