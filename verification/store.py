@@ -136,9 +136,18 @@ class Store:
         return _text(self.redis.get(keys.phone(phone)))
 
     def events(self, verification_id: str) -> list[dict]:
-        """What happened to a verification, oldest first (events.lua keeps them in its hash)."""
+        """What happened to a verification, oldest first (events.lua keeps them in its hash).
+
+        The first, `started`, is its `created` time rather than a stored event; a record stored before
+        that was so holds it as its e1.
+        """
         h = {_text(k): v for k, v in self.redis.hgetall(keys.state(verification_id)).items()}
-        return [json.loads(h[f"e{n}"]) for n in range(1, int(h.get("events", 0)) + 1) if f"e{n}" in h]
+        if "created" not in h:
+            return []
+        stored = [json.loads(h[f"e{n}"]) for n in range(1, int(h.get("events", 0)) + 1) if f"e{n}" in h]
+        if stored and stored[0]["e"] == "started":
+            return stored
+        return [{"t": int(h["created"]), "e": "started"}, *stored]
 
     def check(self, verification_id: str, code_hash: str, channel: str,
               limits: tuple[Limit, ...] = ()) -> CheckOutcome:

@@ -26,12 +26,11 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expires = now + tonumber(ARGV[3])
 -- A record that is never finished still vanishes: its deadline plus the retention.
 local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + tonumber(ARGV[6])
--- The first event (events.lua) in the same HSET.
+-- No `started` event is stored: `created` says when, and Store.events puts it first (64 bytes a record).
 redis.call('HSET', KEYS[1],
   'phone', ARGV[2], 'status', 'pending', 'send', 'queued',
   'created', now, 'updated', now, 'expires', expires,
-  'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5],
-  'events', 1, 'e1', cjson.encode({t = now, e = 'started'}))
+  'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ttl)
 local previous = redis.call('GET', KEYS[2]) or ''
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ttl)
