@@ -80,8 +80,11 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
     rows += [
         (f"Expiry lag p99 ≤ 1 s ({e['count']} deadlines within {e['spread']:g} s)", f"{e['p99_ms']:.0f} ms",
          e["p99_ms"] <= 1000 and e["expired"] == e["count"]),
-        ("≤ 1 KiB Redis memory per pending verification, broker included", f"{m['per_pending']:.0f} B",
-         m["per_pending"] <= 1024),
+        # Both counts must pass: a server built with libc malloc leaves its allocator's overhead out of
+        # used_memory, and RSS shows it.
+        ("≤ 1 KiB Redis memory per pending verification, broker included",
+         f"{m['per_pending']:.0f} B (`used_memory`), {m['redis_rss_per']:.0f} B (RSS)",
+         max(m["per_pending"], m["redis_rss_per"]) <= 1024),
     ]
     return rows
 

@@ -137,6 +137,10 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def redis_rss(self) -> int:
+        """RSS of the Redis server process, in bytes: what it holds, with its allocator's own overhead."""
+        return _rss(self.redis_server.process.pid)
+
     def redis(self, db: int = 0) -> redis.Redis:
         return redis.Redis.from_url(f"{self.redis_server.url}/{db}", decode_responses=True)
 
