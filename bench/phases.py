@@ -185,7 +185,8 @@ class Run:
         limits = after["limits_per_phone"] - before["limits_per_phone"]
         shared = after["limits_shared"] - before["limits_shared"]
         self.results["memory"] = {
-            "count": n, "per_pending": (used - shared) / n, "redis_rss_per": (redis_rss1 - redis_rss0 - shared) / n, "broker_per": broker / n, "limits_per": limits / n,
+            "count": n, "per_pending": (used - shared) / n, "broker_per": broker / n, "limits_per": limits / n,
+            "redis_rss_per": (redis_rss1 - redis_rss0 - shared) / n,
             "state_per": (used - shared - broker - limits) / n, "shared_limits": shared,
             "keys": measure.key_sizes(self.state, [v for v, _ in sample], [p for _, p in sample]),
             "message_bytes": len(one.encode()), "held": len(self.verifications),

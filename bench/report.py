@@ -120,8 +120,9 @@ def markdown(results: dict, command: str) -> str:
             "| Figure | Value |", "|---|---:|",
             f"| Pending verifications measured (the worker holding their expiry tasks in memory) | {mem['count']} |",
             f"| Redis `used_memory` per pending verification | {mem['per_pending']:.0f} B |",
-            f"| Redis process RSS per pending verification, after `MEMORY PURGE` (with the allocator's own "
-            f"overhead, which `used_memory` leaves out under libc malloc: see Machine) | {mem['redis_rss_per']:.0f} B |",
+            "| Redis process RSS per pending verification, after `MEMORY PURGE` (with the allocator's own "
+            "overhead, which `used_memory` leaves out under libc malloc: see Machine) | "
+            f"{mem['redis_rss_per']:.0f} B |",
             f"| … of which the broker (`unacked` hash + `unacked_index` zset) | {mem['broker_per']:.0f} B |",
             f"| … of which rate-limit keys per phone number | {mem['limits_per']:.0f} B |",
             f"| … the rest: state hash (with its events), phone index, the two zsets, Redis overhead | {mem['state_per']:.0f} B |",
