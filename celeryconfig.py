@@ -57,9 +57,9 @@ broker_connection_max_retries = None
 
 # The sweep: expiry that a countdown task missed. Expiry countdowns live only in the worker's memory
 # once fetched (verification/countdowns.py); a shutdown or a reconnect hands them back, and a worker
-# killed hard loses them. The sweep marks every
-# pending verification past its deadline `expired` (verification/challenge.py), so status, metrics
-# and callbacks converge within one interval. Run beat once (`celery -A tasks worker --beat`, or a `celery -A tasks beat` process).
+# killed hard loses them. The sweep marks every pending verification past its deadline `expired`
+# (verification/challenge.py), so status, metrics and callbacks converge within one interval. Run
+# beat once (`celery -A tasks worker --beat`, or a `celery -A tasks beat` process).
 _sweep_seconds = float(os.environ.get("VERIFICATION_SWEEP_SECONDS", "20"))
 beat_schedule = {
     "sweep-overdue-verifications": {
