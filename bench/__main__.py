@@ -61,16 +61,16 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
     check_rt = max(rt[("Check, wrong code", on)], rt[("Check, right code", on)])
     rows = [
         ("Check throughput ≥ 85% of the floor",
-         f"wrong {t['check_wrong']['ratio']:.0%}, right {t['check_right']['ratio']:.0%}",
+         f"wrong {_ratios(t['check_wrong'])}, right {_ratios(t['check_right'])}",
          min(t["check_wrong"]["ratio"], t["check_right"]["ratio"]) >= 0.85),
-        ("Start throughput ≥ 50% of the floor", f"{t['start']['ratio']:.0%}", t["start"]["ratio"] >= 0.5),
+        ("Start throughput ≥ 50% of the floor", _ratios(t["start"]), t["start"]["ratio"] >= 0.5),
         (f"One Redis round trip per check (limits {on})", f"{check_rt:.2f}", check_rt <= 1.05),
         (f"At most three per start (limits {on})", f"{rt[('Start', on)]:.2f}", rt[("Start", on)] <= 3.05),
     ]
     if "start_off" in t:
-        rows += [("Check throughput ≥ 85% of the floor (limits off)", f"wrong {t['check_wrong_off']['ratio']:.0%}",
+        rows += [("Check throughput ≥ 85% of the floor (limits off)", f"wrong {_ratios(t['check_wrong_off'])}",
                   t["check_wrong_off"]["ratio"] >= 0.85),
-                 ("Start throughput ≥ 50% of the floor (limits off)", f"{t['start_off']['ratio']:.0%}",
+                 ("Start throughput ≥ 50% of the floor (limits off)", _ratios(t["start_off"]),
                   t["start_off"]["ratio"] >= 0.5)]
     if ("Start", "off") in rt and on != "off":
         rows += [("One Redis round trip per check (limits off)", f"{rt[('Check, wrong code', 'off')]:.2f}",
@@ -87,6 +87,11 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
          max(m["per_pending"], m["redis_rss_per"]) <= 1024),
     ]
     return rows
+
+
+def _ratios(row: dict) -> str:
+    """A phase's throughput ratio, which the target judges, and the one its CPU per request gives."""
+    return f"{row['ratio']:.0%} (by CPU {row['cpu_ratio']:.0%})"
 
 
 def write(path: str, text: str) -> None:
@@ -128,7 +133,7 @@ def main(argv=None) -> int:
         if args.limits == "on":
             # The same code with every rate limit off, on a second gunicorn: what the limits cost.
             port = _free()
-            stack.extra_web.append(stack.start_web(port, stack.env(**NO_LIMITS)))
+            stack.start_web(port, stack.env(**NO_LIMITS))
             load.run([("POST", "/bench/floor", b"{}")] * 40, port=port)
             run.starts(40, port=port)
             load.run([post(f"/v1/verifications/{vid}/check", {"code": wrong(code)}) for vid, code in run.warm[2 * n:]],

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 @dataclass
 class Result:
-    """One phase: every request's (sent at, latency s, status, id from the answer or None)."""
+    """One phase: every request's (sent at, latency s, status, id from the answer or None), and the CPU
+    time the client processes spent sending them."""
 
     rows: list[tuple[float, float, int, str | None]]
     began: float
     ended: float
+    client_cpu: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -35,8 +37,9 @@ class Result:
         return counts
 
 
-def _client(job) -> tuple[list, float, float]:
-    """One client: its requests in order on one keep-alive connection (reopened when the server closes it)."""
+def _client(job) -> tuple[list, float, float, float]:
+    """One client: its requests in order on one keep-alive connection (reopened when the server closes it).
+    Returns the rows, when it began and ended, and its CPU time in between."""
     port, headers, requests, start_at, interval, keep_id = job
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     rows = []
@@ -44,6 +47,7 @@ def _client(job) -> tuple[list, float, float]:
     if delay > 0:
         time.sleep(delay)
     began = time.time()
+    cpu = time.process_time()
     for index, (method, path, body) in enumerate(requests):
         if interval:
             wait = began + index * interval - time.time()
@@ -65,8 +69,9 @@ def _client(job) -> tuple[list, float, float]:
         found = json.loads(data).get("id") if keep_id and response.status < 300 else None
         rows.append((sent, latency, response.status, found))
     ended = time.time()
+    cpu = time.process_time() - cpu
     connection.close()
-    return rows, began, ended
+    return rows, began, ended, cpu
 
 
 class Load:
@@ -87,9 +92,9 @@ class Load:
                 for i in range(clients)]
         outcomes = self.pool.map(_client, jobs, chunksize=1)
         rows: list = [None] * len(requests)
-        for i, (client_rows, _, _) in enumerate(outcomes):
+        for i, (client_rows, *_) in enumerate(outcomes):
             rows[i::clients] = client_rows
-        return Result(rows, min(o[1] for o in outcomes), max(o[2] for o in outcomes))
+        return Result(rows, min(o[1] for o in outcomes), max(o[2] for o in outcomes), sum(o[3] for o in outcomes))
 
     def close(self) -> None:
         self.pool.close()

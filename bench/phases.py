@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import statistics
 import time
 
@@ -78,40 +79,60 @@ class Run:
         n = len(requests)
         parts = [requests[n * i // rounds:n * (i + 1) // rounds] for i in range(rounds)]
         floor = [post("/bench/floor", {"code": "0000"})] * max(self.args.floor // rounds, 1)
-        floors: list[float] = []
-        results: list[Result] = []
+        floors: list[tuple[Result, Cpu]] = []
+        runs: list[tuple[Result, Cpu]] = []
         self.stack.pause_worker()
         try:
             for part in parts:
                 if name != "floor":
-                    floors.append(self.load.run(floor, port=port).throughput)
-                results.append(self.load.run(part, keep_id=name.startswith("start"), port=port, **kw))
+                    floors.append(self.cpu_counted(floor, port=port))
+                runs.append(self.cpu_counted(part, keep_id=name.startswith("start"), port=port, **kw))
             if name != "floor":
-                floors.append(self.load.run(floor, port=port).throughput)
+                floors.append(self.cpu_counted(floor, port=port))
         finally:
             self.stack.resume_worker()
+        results = [r for r, _ in runs]
         result = Result([row for r in results for row in r.rows], results[0].began, results[-1].ended)
         seconds = sum(r.seconds for r in results)
         rps = len(result.rows) / seconds if seconds > 0 else 0.0
+        cpu = Cpu.sum(c for _, c in runs)
         if name == "floor":
-            floor_rps, ratios = rps, [1.0]
+            floor_rps, ratios, cpu_ratios, floor_cpu = rps, [1.0], [1.0], cpu
         else:
-            floor_rps = statistics.mean(floors)
-            ratios = [r.throughput / ((before + after) / 2) for r, before, after in zip(results, floors, floors[1:])]
+            floor_rps = statistics.mean(r.throughput for r, _ in floors)
+            floor_cpu = Cpu.sum(c for _, c in floors)
+            around = list(zip(runs, floors, floors[1:]))
+            ratios = [r.throughput / ((before.throughput + after.throughput) / 2)
+                      for (r, _), (before, _), (after, _) in around]
+            # Throughput goes as the inverse of CPU per request: the floor's around the round over the round's.
+            cpu_ratios = [(before.total() + after.total()) / 2 / c.total()
+                          for (_, c), (_, before), (_, after) in around]
         latencies = result.latencies()
         self.results["throughput"][name] = {
             "label": label, "requests": len(requests), "clients": min(self.load.clients, len(requests)),
             "rounds": rounds, "rps": rps, "floor_rps": floor_rps, "ratio": statistics.median(ratios),
             "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "cpu": cpu.per_request(), "floor_cpu": floor_cpu.per_request(),
+            "cpu_ratio": statistics.median(cpu_ratios), "cpu_ratio_min": min(cpu_ratios),
+            "cpu_ratio_max": max(cpu_ratios),
             "p50": report.percentile(latencies, 50),
             "p99": report.percentile(latencies, 99), "statuses": result.statuses(), "latencies": latencies}
         row = self.results["throughput"][name]
         versus = "" if name == "floor" else (
             f"; vs the floor around each of {rounds} rounds: median {row['ratio']:.0%} "
-            f"(range {row['ratio_min']:.0%}-{row['ratio_max']:.0%}), floor {floor_rps:.0f} req/s")
+            f"(range {row['ratio_min']:.0%}-{row['ratio_max']:.0%}), floor {floor_rps:.0f} req/s; by CPU per "
+            f"request {row['cpu_ratio']:.0%} ({row['cpu_ratio_min']:.0%}-{row['cpu_ratio_max']:.0%})")
         log(f"{label}: {rps:.0f} req/s{versus}; p50 {row['p50'] * 1000:.1f} ms, p99 {row['p99'] * 1000:.1f} ms, "
+            f"CPU ms per request (web, Redis, clients) {', '.join(f'{v * 1000:.2f}' for v in row['cpu'])}, "
             f"{row['statuses']}")
         return result
+
+    def cpu_counted(self, requests, port: int | None = None, **kw) -> tuple[Result, "Cpu"]:
+        """One load run, and the CPU time it cost the web app, Redis and the clients."""
+        web0, redis0 = self.stack.server_cpu(port)
+        result = self.load.run(requests, port=port, **kw)
+        web1, redis1 = self.stack.server_cpu(port)
+        return result, Cpu(len(requests), [web1 - web0, redis1 - redis0, result.client_cpu])
 
     # --- phases ---
 
@@ -275,6 +296,29 @@ class Run:
             log(f"expiry lag by deadline order (every {step}th, ms): {lags[::step]}")
         log(f"expiry lag over {len(lags)}/{len(ids)}: p50 {self.results['expiry']['p50_ms']:.0f} ms, "
             f"p99 {self.results['expiry']['p99_ms']:.0f} ms")
+
+
+class Cpu:
+    """CPU seconds that `requests` requests cost, by where they were spent: the web app, Redis, the clients."""
+
+    def __init__(self, requests: int = 0, seconds=(0.0, 0.0, 0.0)):
+        self.requests = requests
+        self.seconds = list(seconds)
+
+    @classmethod
+    def sum(cls, parts) -> "Cpu":
+        total = cls()
+        for part in parts:
+            total.requests += part.requests
+            total.seconds = [a + b for a, b in zip(total.seconds, part.seconds)]
+        return total
+
+    def per_request(self) -> tuple[float, float, float]:
+        return tuple(s / self.requests for s in self.seconds) if self.requests else (math.nan,) * 3
+
+    def total(self) -> float:
+        """CPU seconds per request, all parts."""
+        return sum(self.per_request())
 
 
 def wrong(code: str) -> str:

@@ -93,6 +93,22 @@ def markdown(results: dict, command: str) -> str:
                    f"{row['floor_rps']:.0f} | {row['ratio']:.0%}{spread} | {fmt_ms(row['p50'])} | "
                    f"{fmt_ms(row['p99'])} | "
                    f"{', '.join(f'{k}: {v}' for k, v in sorted(row['statuses'].items()))} |")
+    out += ["", "## CPU per request", "",
+            "The CPU time each phase cost per request, from the scheduler's count of each process's threads "
+            "(/proc), read around every round and every floor run: the web app (gunicorn's master and "
+            "workers), Redis, and the load clients; the worker is paused. During a phase every CPU is busy, "
+            "so throughput goes as the inverse of the total: *floor / this* is the throughput ratio this CPU "
+            "cost gives, the median of the rounds' (each against the floor runs just before and after it), "
+            "with their range. The milliseconds are over the whole phase and over all its floor runs. The "
+            "targets are judged on throughput.", "",
+            "| Phase | Web (ms) | Redis (ms) | Clients (ms) | Total (ms) | Floor's total around it (ms) "
+            "| Floor / this (range) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in results["throughput"].values():
+        web, redis_, clients = (v * 1000 for v in row["cpu"])
+        spread = "" if row["rounds"] == 1 else f" ({row['cpu_ratio_min']:.0%}-{row['cpu_ratio_max']:.0%})"
+        out.append(f"| {row['label']} | {web:.3f} | {redis_:.3f} | {clients:.3f} | {web + redis_ + clients:.3f} | "
+                   f"{sum(row['floor_cpu']) * 1000:.3f} | {row['cpu_ratio']:.0%}{spread} |")
     sms, exp = results["sms"], results["expiry"]
     out += ["", "## Start to SMS, and expiry", "",
             "| Figure | Count | p50 | p99 | max |", "|---|---:|---:|---:|---:|",

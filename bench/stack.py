@@ -38,9 +38,8 @@ class Stack:
         self.port = free_port()
         self.window = window
         self.limits = limits
-        self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
-        self.extra_web: list[subprocess.Popen] = []
+        self.web: dict[int, subprocess.Popen] = {}  # gunicorn by port: the stack's own, and any started after
 
     # --- lifecycle ---
 
@@ -65,7 +64,7 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.redis_server.start()
         self.twilio.start()
-        self.web = self.start_web(self.port, self.env())
+        self.start_web(self.port, self.env())
         self.worker = self._start_worker()
         return self
 
@@ -74,6 +73,7 @@ class Stack:
             process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "web:app", "-b", f"127.0.0.1:{port}", *self.web_args,
                  "--backlog", "2048"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.web[port] = process
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -102,8 +102,8 @@ class Stack:
         raise RuntimeError(f"worker not ready in 60 s; see {log_path}")
 
     def stop(self) -> None:
-        for process in [*self.extra_web, self.web]:
-            if process and process.poll() is None:
+        for process in self.web.values():
+            if process.poll() is None:
                 process.terminate()
                 process.wait(15)
         if self.worker and self.worker.poll() is None:
@@ -131,6 +131,14 @@ class Stack:
         sizes = [_rss(pid) for pid in pids]
         return sizes[0], sum(sizes)
 
+    # --- CPU ---
+
+    def server_cpu(self, port: int | None = None) -> tuple[float, float]:
+        """CPU seconds spent so far by the gunicorn on `port` (master and workers) and by Redis."""
+        gunicorn = self.web[port or self.port].pid
+        return (sum(_cpu(pid) for pid in [gunicorn, *_children(gunicorn)]),
+                _cpu(self.redis_server.process.pid))
+
     # --- Redis ---
 
     @property
@@ -151,6 +159,24 @@ def _children(pid: int) -> list[int]:
         for child in (task / "children").read_text().split():
             found += [int(child), *_children(int(child))]
     return found
+
+
+def _cpu(pid: int) -> float:
+    """Seconds a process's threads have run on a CPU: the scheduler's count in ns, where the kernel keeps
+    it (/proc's utime and stime count 10 ms ticks, coarse for a floor run of one second)."""
+    if not _SCHEDSTAT:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+_SCHEDSTAT = Path("/proc/self/schedstat").exists()
 
 
 def _rss(pid: int) -> int:

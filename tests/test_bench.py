@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +29,19 @@ def test_benchmark_runs_and_writes_its_figures(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     text = output.read_text()
     assert ("Valkey server v=" if server else "server v=") in text  # the Machine section names the server
-    for heading in ("## Machine", "## Throughput and latency", "## Start to SMS, and expiry",
+    for heading in ("## Machine", "## Throughput and latency", "## CPU per request", "## Start to SMS, and expiry",
                     "## Redis round trips per request", "## Memory", "## Targets"):
         assert heading in text
+    # CPU per request: every phase, its three parts adding up to its total, each part spent somewhere.
+    cpu = text.split("## CPU per request")[1].split("## Start to SMS")[0]
+    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split("|")[1:] for line in cpu.splitlines()
+            if line.startswith("| ") and not line.startswith("| Phase")}
+    assert {"Floor: POST /bench/floor", "Start: POST /v1/verifications", "Check, wrong code",
+            "Check, right code"} <= set(rows)
+    for label, cells in rows.items():
+        web, redis_, clients, total, floor = (float(c) for c in cells[:5])
+        assert min(web, redis_, clients) > 0 and abs(web + redis_ + clients - total) < 0.002, (label, cells)
+        assert floor > 0 and re.fullmatch(r"\d+%( \(\d+%-\d+%\))?", cells[5].strip()), (label, cells)
     for row in ("| Floor: POST /bench/floor |", "| Start: POST /v1/verifications |", "| Check, wrong code |",
                 "| Check, right code |", "Expiry lag", "per pending verification", "Redis process RSS per pending",
                 "Worker RSS"):
