@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import report
+from bench import plot, report
 from bench.load import Load, post
 from bench.phases import Run, log, wrong
 from bench.stack import API_KEY, NO_LIMITS, ROOT, Stack
@@ -45,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--limits", choices=("on", "off"), default="on",
                    help="rate limits on (ceilings no run reaches, so their cost counts) or off (default on)")
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
-                   help="Markdown file to write (default docs/benchmarks.md); '-' writes none")
+                   help="Markdown file to write (default docs/benchmarks.md), with its latency chart beside "
+                        "it (NAME-latency.svg); '-' writes neither")
     p.add_argument("--only", choices=("expiry", "sms", "round-trips"), default=None,
                    help="run one phase and print its figures, writing nothing (for profiling)")
     p.add_argument("--workdir", type=Path, default=None, help="logs and Redis files (default: a temporary dir)")
@@ -157,11 +158,15 @@ def main(argv=None) -> int:
                         f"`-P prefork -c {args.worker_concurrency} -l info`; {args.clients} client processes "
                         f"(http.client); rate limits {args.limits}; Redis DB 0 state, DB 1 broker")
     results["targets"] = targets(results)
-    text = report.markdown(results, command)
+    if args.output == "-":
+        print(report.markdown(results, command))
+        return 0
+    chart = Path(args.output).with_name(Path(args.output).stem + "-latency.svg")
+    text = report.markdown(results, command, plot=chart.name)
     print(text)
-    if args.output != "-":
-        write(args.output, text)
-        log(f"wrote {args.output}")
+    write(args.output, text)
+    chart.write_text(plot.latency_svg({row["label"]: row["latencies"] for row in results["throughput"].values()}))
+    log(f"wrote {args.output} and {chart}")
     return 0
 
 

@@ -65,7 +65,8 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def markdown(results: dict, command: str) -> str:
+def markdown(results: dict, command: str, plot: str | None = None) -> str:
+    """The results as Markdown; `plot` names the latency chart (bench/plot.py) beside the page, if any."""
     m = results["machine"]
     out = ["## The last run", "",
            "Written by `python -m bench` (see the README's Benchmarks section); rerun it to refresh this part.", "",
@@ -150,6 +151,8 @@ def markdown(results: dict, command: str) -> str:
             f"| Worker RSS, main + pool processes | {mem['rss_all0'] / 2**20:.1f} → {mem['rss_all1'] / 2**20:.1f} MiB |",
             f"| Worker RSS per held task (main process delta / tasks added) | {mem['rss_per_task']:.0f} B |"]
     out += ["", "## Latency distributions", ""]
+    if plot:
+        out += [f"![Each phase's latencies as the share of requests answered within a time]({plot})", ""]
     for name, row in results["throughput"].items():
         out += [f"{row['label']} (ms):", "", "```", *histogram([v * 1000 for v in row["latencies"]]), "```", ""]
     out += ["## Targets", "", "| Target | Measured | Met |", "|---|---|---|"]

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -42,6 +43,12 @@ def test_benchmark_runs_and_writes_its_figures(tmp_path):
         web, redis_, clients, total, floor = (float(c) for c in cells[:5])
         assert min(web, redis_, clients) > 0 and abs(web + redis_ + clients - total) < 0.002, (label, cells)
         assert floor > 0 and re.fullmatch(r"\d+%( \(\d+%-\d+%\))?", cells[5].strip()), (label, cells)
+    # The latency chart beside the page: one curve per timed phase, named in its legend.
+    assert "](benchmarks-latency.svg)" in text
+    chart = ElementTree.parse(tmp_path / "benchmarks-latency.svg").getroot()
+    curves = chart.findall("{http://www.w3.org/2000/svg}polyline")
+    assert [c.find("{http://www.w3.org/2000/svg}title").text for c in curves] == list(rows)
+    assert all(len(c.get("points").split()) > 100 for c in curves)
     for row in ("| Floor: POST /bench/floor |", "| Start: POST /v1/verifications |", "| Check, wrong code |",
                 "| Check, right code |", "Expiry lag", "per pending verification", "Redis process RSS per pending",
                 "Worker RSS"):
