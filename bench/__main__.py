@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="rate limits on (ceilings no run reaches, so their cost counts) or off (default on)")
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
                    help="Markdown file to write (default docs/benchmarks.md), with its latency chart beside "
-                        "it (NAME-latency.svg); '-' writes neither")
+                        "it (for X.md, X-latency.svg); '-' writes neither")
     p.add_argument("--only", choices=("expiry", "sms", "round-trips"), default=None,
                    help="run one phase and print its figures, writing nothing (for profiling)")
     p.add_argument("--workdir", type=Path, default=None, help="logs and Redis files (default: a temporary dir)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from xml.sax.saxutils import escape
 
-from bench.report import percentile
+from bench.report import percentile, quantile
 
 # Okabe and Ito's palette, which readers with a colour vision deficiency tell apart; black for the floor.
 COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442")
@@ -18,9 +18,8 @@ ROW, COLUMN = 18, 360  # a legend entry's height and width; two entries a row, u
 def latency_svg(series: dict[str, list[float]], points: int = 200) -> str:
     """`series`: a label for each phase, and its latencies in seconds; one curve each, in that order."""
     values = [v * 1000 for latencies in series.values() for v in latencies if v > 0] or [1.0]
-    lo, hi = _tick_below(min(values)), _tick_above(max(values))
-    if hi <= lo:  # every latency the same
-        hi = _tick_above(lo * 1.01)
+    # A little room at each end, so no curve runs along the frame (every latency the same, say).
+    lo, hi = _tick_below(min(values) * 0.99), _tick_above(max(values) * 1.01)
     width = WIDTH - LEFT - RIGHT
     legend_top = TOP + PLOT_HEIGHT + 56
     height = legend_top + ROW * math.ceil(len(series) / 2) + 8
@@ -51,8 +50,7 @@ def latency_svg(series: dict[str, list[float]], points: int = 200) -> str:
             continue
         color = COLORS[i % len(COLORS)]
         # The empirical quantile at each share: the latency within which that share of requests was answered.
-        curve = [(ordered[0], 0.0)] + [(ordered[max(0, math.ceil(q / points * len(ordered)) - 1)], q / points)
-                                       for q in range(1, points + 1)]
+        curve = [(ordered[0], 0.0)] + [(quantile(ordered, q / points), q / points) for q in range(1, points + 1)]
         coordinates = " ".join(f"{x(ms):.1f},{y(share):.1f}" for ms, share in curve)
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coordinates}">'
                    f'<title>{escape(label)}</title></polyline>')
@@ -75,11 +73,13 @@ def _ticks(lo: float, hi: float):
 
 
 def _tick_below(ms: float) -> float:
-    return max(t for t in _ticks(10 ** math.floor(math.log10(ms)), ms) if t <= ms * 1.001)
+    """The largest tick at or below `ms` (from a decade lower, which log10's rounding cannot skip)."""
+    return max(t for t in _ticks(10 ** (math.floor(math.log10(ms)) - 1), ms) if t <= ms * 1.001)
 
 
 def _tick_above(ms: float) -> float:
-    return min(t for t in _ticks(ms, 10 ** math.ceil(math.log10(ms)) * 1.001) if t >= ms * 0.999)
+    """The smallest tick at or above `ms`."""
+    return min(t for t in _ticks(ms, 10 ** (math.ceil(math.log10(ms)) + 1)) if t >= ms * 0.999)
 
 
 def _line(x1: float, y1: float, x2: float, y2: float, color: str, width: float = 1) -> str:

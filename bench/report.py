@@ -13,9 +13,12 @@ from pathlib import Path
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-    return ordered[rank]
+    return quantile(sorted(values), p / 100)
+
+
+def quantile(ordered: list[float], share: float) -> float:
+    """The value within which `share` of the sorted values lie (nearest rank)."""
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))]
 
 
 def histogram(values_ms: list[float], width: int = 40) -> list[str]:
@@ -95,8 +98,8 @@ def markdown(results: dict, command: str, plot: str | None = None) -> str:
                    f"{fmt_ms(row['p99'])} | "
                    f"{', '.join(f'{k}: {v}' for k, v in sorted(row['statuses'].items()))} |")
     out += ["", "## CPU per request", "",
-            "The CPU time each phase cost per request, from the scheduler's count of each process's threads "
-            "(/proc), read around every round and every floor run: the web app (gunicorn's master and "
+            "The CPU time each phase cost per request, from the kernel's CPU clock of each process, read "
+            "around every round and every floor run: the web app (gunicorn's master and "
             "workers), Redis, and the load clients; the worker is paused. During a phase every CPU is busy, "
             "so throughput goes as the inverse of the total: *floor / this* is the throughput ratio this CPU "
             "cost gives, the median of the rounds' (each against the floor runs just before and after it), "

@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from bench import plot
 from verification.redis_server import bundled_valkey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,22 +34,33 @@ def test_benchmark_runs_and_writes_its_figures(tmp_path):
     for heading in ("## Machine", "## Throughput and latency", "## CPU per request", "## Start to SMS, and expiry",
                     "## Redis round trips per request", "## Memory", "## Targets"):
         assert heading in text
-    # CPU per request: every phase, its three parts adding up to its total, each part spent somewhere.
+    # CPU per request: every phase in order, its three parts adding up to its total, the web app's the
+    # largest; the floor against itself.
+    phases = ["Floor: POST /bench/floor", "Start: POST /v1/verifications", "Check, wrong code", "Check, right code",
+              "Start, rate limits off", "Check, wrong code, rate limits off"]
     cpu = text.split("## CPU per request")[1].split("## Start to SMS")[0]
     rows = {line.split(" | ")[0].strip("| "): line.strip("|").split("|")[1:] for line in cpu.splitlines()
             if line.startswith("| ") and not line.startswith("| Phase")}
-    assert {"Floor: POST /bench/floor", "Start: POST /v1/verifications", "Check, wrong code",
-            "Check, right code"} <= set(rows)
+    assert list(rows) == phases
     for label, cells in rows.items():
         web, redis_, clients, total, floor = (float(c) for c in cells[:5])
-        assert min(web, redis_, clients) > 0 and abs(web + redis_ + clients - total) < 0.002, (label, cells)
+        assert web > redis_ > 0 and clients > 0 and abs(web + redis_ + clients - total) < 0.002, (label, cells)
         assert floor > 0 and re.fullmatch(r"\d+%( \(\d+%-\d+%\))?", cells[5].strip()), (label, cells)
-    # The latency chart beside the page: one curve per timed phase, named in its legend.
+    assert rows[phases[0]][3:6] == [rows[phases[0]][3], rows[phases[0]][3], " 100% "]
+    # The latency chart beside the page: a rising curve per phase, in order, inside the frame, in the legend.
     assert "](benchmarks-latency.svg)" in text
+    svg = "{http://www.w3.org/2000/svg}"
     chart = ElementTree.parse(tmp_path / "benchmarks-latency.svg").getroot()
-    curves = chart.findall("{http://www.w3.org/2000/svg}polyline")
-    assert [c.find("{http://www.w3.org/2000/svg}title").text for c in curves] == list(rows)
-    assert all(len(c.get("points").split()) > 100 for c in curves)
+    curves = chart.findall(f"{svg}polyline")
+    assert [curve.find(f"{svg}title").text for curve in curves] == phases
+    for curve in curves:
+        points = [tuple(map(float, point.split(","))) for point in curve.get("points").split()]
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        assert xs == sorted(xs) and ys == sorted(ys, reverse=True) and ys[0] > ys[-1]
+        assert plot.LEFT <= min(xs) and max(xs) <= plot.WIDTH - plot.RIGHT
+        assert plot.TOP <= min(ys) and max(ys) <= plot.TOP + plot.PLOT_HEIGHT
+    legend = [t.text for t in chart.findall(f"{svg}text") if t.text and ": p50 " in t.text]
+    assert [entry.split(": p50 ")[0] for entry in legend] == phases
     for row in ("| Floor: POST /bench/floor |", "| Start: POST /v1/verifications |", "| Check, wrong code |",
                 "| Check, right code |", "Expiry lag", "per pending verification", "Redis process RSS per pending",
                 "Worker RSS"):
