@@ -120,3 +120,15 @@ def test_json_formatter_scrubs_nested_extras():
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["data"]["exc"] == "SendError('to +1415*****23')"
     assert line["data"]["traceback"] == ["url ?code=[redacted]", {"deeper": "Your verification code is [redacted]"}]
+
+
+def test_json_time_is_each_record_own():
+    """The formatter keeps the text of the last second it wrote: a record of another second gets its own."""
+    formatter = logs.JsonFormatter()
+    times = []
+    for created in (1795733064.2201, 1795733064.9999, 1795733065.0004, 1795733064.5):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000)
+        times.append(json.loads(formatter.format(record))["time"])
+    assert times == ["2026-11-26T22:44:24.220+00:00", "2026-11-26T22:44:24.999+00:00",
+                     "2026-11-26T22:44:25.000+00:00", "2026-11-26T22:44:24.500+00:00"]

@@ -53,11 +53,9 @@ class VerificationService:
         """The number in E.164 if it may receive a code here; else the 400 that says why."""
         s = self.settings
         try:
-            number = phones.parse_number(raw_phone)
-            phones.check_destination(number, s.ALLOWED_COUNTRIES, s.BLOCKED_NUMBER_TYPES)
+            return phones.destination(raw_phone, s.ALLOWED_COUNTRIES, s.BLOCKED_NUMBER_TYPES)
         except phones.InvalidPhone as exc:
             raise ApiError(str(exc), code=exc.code, **exc.details) from None
-        return phones.e164(number)
 
     def start(self, raw_phone, verification_id: str | None = None, caller=None) -> Verification:
         """`caller` (ratelimits.Caller: client IP, API key fingerprint) adds the per-IP and per-key limits."""
