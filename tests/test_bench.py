@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from xml.etree import ElementTree
 import pytest
 
 from bench import plot
+from bench.instructions import KINDS
 from verification.redis_server import bundled_valkey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +71,24 @@ def test_benchmark_runs_and_writes_its_figures(tmp_path):
     # Every request of every phase got the answer its phase expects.
     assert "| 202: 40 |" in text and "| 200: 40 |" in text
     assert "Round trips" in text and "nan" not in text.split("## Latency distributions")[0]
+
+
+@pytest.mark.slow
+def test_instruction_counts():
+    """`python -m bench.instructions` counts each kind of request under callgrind (counts, not times)."""
+    if not shutil.which("valgrind"):
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not installed; .ci/run installs it (apt-get install valgrind).")
+        pytest.skip("no valgrind on PATH (apt-get install valgrind)")
+    run = subprocess.run([sys.executable, "-m", "bench.instructions", "--requests", "4"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = re.findall(r"^\| (.+?) \| ([\d,]+) \| (\d+\.\d\d) \|$", run.stdout, re.MULTILINE)
+    assert [kind for kind, _, _ in rows] == list(KINDS)
+    floor, start, check = (int(n.replace(",", "")) for _, n, _ in rows)
+    # Each does what the floor does and more; a start (two task messages, the number's validation) the most.
+    assert 100_000 < floor < check < start
+    assert [ratio for _, _, ratio in rows] == ["1.00", f"{start / floor:.2f}", f"{check / floor:.2f}"]
 
 
 def test_floor_route_exists_only_when_asked(make_app):

@@ -1,0 +1,127 @@
+"""`python -m bench.instructions [--requests N]`: the instructions the web app runs per request, counted.
+
+CPU time per request moves by up to half from one run to the next on a shared machine; the instructions
+a request executes do not. This runs the web app in one process under valgrind's callgrind, called
+through WSGI as gunicorn calls it, against a real Redis, with the benchmark's settings (rate limits on,
+ceilings no run reaches), and counts only inside each loop of requests: the floor, starts, and checks
+with a wrong code. Redis's own work and gunicorn's are not counted: the web app's alone. Needs
+`valgrind` on PATH (Debian: `apt-get install valgrind`); about a minute at the default count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.stack import API_KEY, OPEN_LIMITS, ROOT
+from verification.redis_server import RedisServer
+
+KINDS = ("Floor: POST /bench/floor", "Start: POST /v1/verifications", "Check, wrong code")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    p.add_argument("--requests", type=int, default=150, help="requests of each kind counted (default 150)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        _send(args.requests)
+        return 0
+    if not shutil.which("valgrind"):
+        print("valgrind is not on PATH (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    counts = count(args.requests)
+    print(table(counts, args.requests))
+    return 0
+
+
+def count(requests: int) -> list[int]:
+    """Instructions per request of each of KINDS, in order."""
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        work = Path(tmp)
+        server = RedisServer(work / "redis").start()
+        try:
+            env = {**os.environ, **OPEN_LIMITS,
+                   "REDIS_URL": f"{server.url}/0", "CELERY_BROKER_URL": f"{server.url}/1",
+                   "SMS_BACKEND": "console", "CODE_HASH_SECRET": "bench-code-hash-secret", "API_KEYS": API_KEY,
+                   "VERIFICATION_WINDOW_SECONDS": "900", "BENCH_FLOOR_ROUTE": "1", "LOG_FORMAT": "json",
+                   "PROMETHEUS_MULTIPROC_DIR": str(work), "PYTHONMALLOC": "malloc"}
+            out = work / "callgrind.out"
+            # Counting is on only inside functools.reduce, which runs each kind's loop, and each call's
+            # figures are written as it ends (callgrind.out.1, .2, ...): the last three are the loops'; a
+            # library may call it while the app starts.
+            with open(work / "app.log", "wb") as app_log:
+                subprocess.run(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--log-file={work / 'vg.log'}",
+                     "--toggle-collect=functools_reduce", "--dump-after=functools_reduce",
+                     sys.executable, "-m", "bench.instructions", "--child", "--requests", str(requests)],
+                    cwd=ROOT, env=env, stdout=app_log, stderr=app_log, check=True)
+            dumps = sorted(work.glob("callgrind.out.*"), key=lambda path: int(path.suffix[1:]))
+            return [_total(dump) // requests for dump in dumps[-len(KINDS):]]
+        finally:
+            server.stop()
+
+
+def _total(dump: Path) -> int:
+    """The instructions a callgrind dump counted (its `totals:` or `summary:` line)."""
+    found = re.search(r"^(?:totals|summary): (\d+)", dump.read_text(), re.MULTILINE)
+    if not found:
+        raise RuntimeError(f"no totals in {dump}")
+    return int(found.group(1))
+
+
+def table(counts: list[int], requests: int) -> str:
+    rows = [f"| {kind} | {n:,} | {n / counts[0]:.2f} |" for kind, n in zip(KINDS, counts)]
+    return "\n".join([f"Instructions the web app ran per request (callgrind, {requests} requests of each kind):",
+                      "", "| Request | Instructions | × floor |", "|---|---:|---:|", *rows])
+
+
+def _send(requests: int) -> None:
+    """In the counted process: the app, warmed up, then each kind's loop inside functools.reduce."""
+    from werkzeug.test import EnvironBuilder
+
+    import web
+
+    app = web.create_app()
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def environ(path: str, body: dict, with_key: bool = True) -> dict:
+        return EnvironBuilder(path=path, method="POST", data=json.dumps(body), content_type="application/json",
+                              headers=headers if with_key else {},
+                              environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
+
+    def call(status, env):
+        answered = []
+        b"".join(app(env, lambda line, _headers, _exc=None: answered.append(line)))
+        if not answered[0].startswith(status):
+            raise RuntimeError(f"{env['PATH_INFO']}: {answered[0]}")
+        return status
+
+    phones = (f"+1415{3000000 + n:07d}" for n in range(10**6))
+    floor = lambda: environ("/bench/floor", {"code": "0000"}, with_key=False)  # noqa: E731
+    start = lambda: environ("/v1/verifications", {"phone": next(phones)})  # noqa: E731
+    ids = []
+    for _ in range(requests // 3 + 4):
+        env = start()
+        body = b"".join(app(env, lambda *_: None))
+        ids.append(json.loads(body)["id"])
+    checks = (environ(f"/v1/verifications/{vid}/check", {"code": "0000"}) for vid in ids for _ in range(3))
+    # Warm: every path once before counting (first imports, compiled patterns, the kept producer).
+    for env in (floor(), start(), next(checks)):
+        call("20", env)
+    loops = ([floor() for _ in range(requests)], [start() for _ in range(requests)],
+             [next(checks) for _ in range(requests)])
+    for loop in loops:
+        functools.reduce(call, loop, "20")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
