@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import glob
 import json
 import os
 import re
@@ -53,28 +54,30 @@ def count(requests: int) -> list[int]:
                    "REDIS_URL": f"{server.url}/0", "CELERY_BROKER_URL": f"{server.url}/1",
                    "SMS_BACKEND": "console", "CODE_HASH_SECRET": "bench-code-hash-secret", "API_KEYS": API_KEY,
                    "VERIFICATION_WINDOW_SECONDS": "900", "BENCH_FLOOR_ROUTE": "1", "LOG_FORMAT": "json",
-                   "PROMETHEUS_MULTIPROC_DIR": str(work), "PYTHONMALLOC": "malloc"}
+                   "PROMETHEUS_MULTIPROC_DIR": str(work), "PYTHONHASHSEED": "0",  # the same dicts every run
+                   "BENCH_CALLGRIND_OUT": str(work / "callgrind.out")}
             out = work / "callgrind.out"
             # Counting is on only inside functools.reduce, which runs each kind's loop, and each call's
-            # figures are written as it ends (callgrind.out.1, .2, ...): the last three are the loops'; a
-            # library may call it while the app starts.
+            # figures are written as it ends (callgrind.out.1, .2, ...). A library may call it while the
+            # app starts, so the loops' are the three after the ones the child found before its loops.
             with open(work / "app.log", "wb") as app_log:
                 subprocess.run(
                     ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--log-file={work / 'vg.log'}",
                      "--toggle-collect=functools_reduce", "--dump-after=functools_reduce",
                      sys.executable, "-m", "bench.instructions", "--child", "--requests", str(requests)],
                     cwd=ROOT, env=env, stdout=app_log, stderr=app_log, check=True)
-            dumps = sorted(work.glob("callgrind.out.*"), key=lambda path: int(path.suffix[1:]))
-            return [_total(dump) // requests for dump in dumps[-len(KINDS):]]
+            first = int((work / "callgrind.out.before").read_text()) + 1
+            return [_total(Path(f"{out}.{n}")) // requests for n in range(first, first + len(KINDS))]
         finally:
             server.stop()
 
 
 def _total(dump: Path) -> int:
     """The instructions a callgrind dump counted (its `totals:` or `summary:` line)."""
-    found = re.search(r"^(?:totals|summary): (\d+)", dump.read_text(), re.MULTILINE)
-    if not found:
-        raise RuntimeError(f"no totals in {dump}")
+    found = dump.exists() and re.search(r"^(?:totals|summary): (\d+)", dump.read_text(), re.MULTILINE)
+    if not found or not int(found.group(1)):
+        # e.g. a Python whose functools.reduce callgrind cannot name (a stripped build)
+        raise RuntimeError(f"callgrind counted nothing for a loop of requests ({dump.name})")
     return int(found.group(1))
 
 
@@ -113,12 +116,15 @@ def _send(requests: int) -> None:
         env = start()
         body = b"".join(app(env, lambda *_: None))
         ids.append(json.loads(body)["id"])
-    checks = (environ(f"/v1/verifications/{vid}/check", {"code": "0000"}) for vid in ids for _ in range(3))
+    # Five digits: never a 4-digit code (a wrong length is a wrong code), so every check is a wrong one.
+    checks = (environ(f"/v1/verifications/{vid}/check", {"code": "00000"}) for vid in ids for _ in range(3))
     # Warm: every path once before counting (first imports, compiled patterns, the kept producer).
     for env in (floor(), start(), next(checks)):
         call("20", env)
     loops = ([floor() for _ in range(requests)], [start() for _ in range(requests)],
              [next(checks) for _ in range(requests)])
+    out = os.environ["BENCH_CALLGRIND_OUT"]
+    Path(f"{out}.before").write_text(str(len(glob.glob(f"{glob.escape(out)}.[0-9]*"))))
     for loop in loops:
         functools.reduce(call, loop, "20")
 

@@ -115,7 +115,7 @@ class CeleryDispatcher(Dispatcher):
         # start's messages go in with the start itself (with_start).
         self.state = state
         # with_start's producer and event sender, made at the first start, and the lock that lets one
-        # thread at a time use them.
+        # thread at a time keep and use them.
         self._builder: tuple | None = None
         self._building = threading.Lock()
 
@@ -155,20 +155,26 @@ class CeleryDispatcher(Dispatcher):
         producer revived on it, its exchange bound (about a tenth of building a start's messages).
         The event sender is the one Celery makes for send_task_message, with its exchange bound once:
         kombu binds an unbound exchange before every declare check, to a copy that it then drops
-        (`kombu.common._maybe_declare`), another tenth.
+        (`kombu.common._maybe_declare`), another tenth. Made outside the lock, so threads that find the
+        broker out of reach wait for its timeout side by side, not one after another.
         """
-        if self._builder is None:
-            connection = self.celery.connection_for_write()
-            try:
-                producer = self.celery.amqp.Producer(connection)
-                channel = producer.channel  # connects: a broker out of reach fails here, and nothing is kept
-            except BaseException:
-                connection.release()
-                raise
-            weakref.finalize(self, connection.release)  # closed with the dispatcher (tests make many)
+        if self._builder is not None:
+            return self._builder
+        connection = self.celery.connection_for_write()
+        try:
+            producer = self.celery.amqp.Producer(connection)
+            channel = producer.channel  # connects: a broker out of reach fails here, and nothing is kept
             events = self.celery.events.Dispatcher(enabled=False)  # as Celery's amqp._event_dispatcher
             events.exchange = events.exchange(channel)
-            self._builder = (producer, events)
+        except BaseException:
+            connection.release()
+            raise
+        with self._building:
+            if self._builder is None:
+                self._builder = (producer, events)
+                weakref.finalize(self, connection.release)  # closed with the dispatcher (tests make many)
+                return self._builder
+        connection.release()  # another thread kept its own first
         return self._builder
 
     def send_challenge(self, verification_id: str, producer=None) -> None:
@@ -187,8 +193,8 @@ class CeleryDispatcher(Dispatcher):
         state's Redis server, or kombu would not batch (e.g. `retry_on_timeout`).
         """
         try:
+            producer, events = self._start_builder()
             with self._building:
-                producer, events = self._start_builder()
                 channel = producer.channel
                 db = _same_server_db(channel, self.state)
                 if db is None or not getattr(channel, "supports_batch_publish", False):
