@@ -80,10 +80,10 @@ def check_destination(number: phonenumbers.PhoneNumber, allowed_countries=(), bl
     blocked = {t.upper() for t in blocked_types} - {"NONE"}
     if not blocked:
         return
-    kind = _TYPE_NAMES.get(phonenumbers.number_type(number) if kind is None else kind, "UNKNOWN")
-    if kind in blocked:
-        raise RefusedDestination(f"{kind.lower().replace('_', ' ')} numbers cannot receive verification codes",
-                                 "number_type_not_allowed", numberType=kind.lower())
+    name = _TYPE_NAMES.get(phonenumbers.number_type(number) if kind is None else kind, "UNKNOWN")
+    if name in blocked:
+        raise RefusedDestination(f"{name.lower().replace('_', ' ')} numbers cannot receive verification codes",
+                                 "number_type_not_allowed", numberType=name.lower())
 
 
 _TYPE_NAMES = {value: name for name, value in vars(phonenumbers.PhoneNumberType).items() if name.isupper()}
