@@ -22,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.stack import API_KEY, OPEN_LIMITS, ROOT
+from bench.phases import PHONES
+from bench.stack import API_KEY, ROOT, app_env
 from verification.redis_server import RedisServer
 
 KINDS = ("Floor: POST /bench/floor", "Start: POST /v1/verifications", "Check, wrong code")
@@ -50,13 +51,10 @@ def count(requests: int) -> list[int]:
         work = Path(tmp)
         server = RedisServer(work / "redis").start()
         try:
-            env = {**os.environ, **OPEN_LIMITS,
-                   "REDIS_URL": f"{server.url}/0", "CELERY_BROKER_URL": f"{server.url}/1",
-                   "SMS_BACKEND": "console", "CODE_HASH_SECRET": "bench-code-hash-secret", "API_KEYS": API_KEY,
-                   "VERIFICATION_WINDOW_SECONDS": "900", "BENCH_FLOOR_ROUTE": "1", "LOG_FORMAT": "json",
-                   "PROMETHEUS_MULTIPROC_DIR": str(work), "PYTHONHASHSEED": "0",  # the same dicts every run
-                   "BENCH_CALLGRIND_OUT": str(work / "callgrind.out")}
             out = work / "callgrind.out"
+            env = app_env(server.url, 900, True, SMS_BACKEND="console", LOG_FORMAT="json",
+                          PROMETHEUS_MULTIPROC_DIR=str(work), BENCH_CALLGRIND_OUT=str(out),
+                          PYTHONHASHSEED="0")  # the same dicts every run
             # Counting is on only inside functools.reduce, which runs each kind's loop, and each call's
             # figures are written as it ends (callgrind.out.1, .2, ...). A library may call it while the
             # app starts, so the loops' are the three after the ones the child found before its loops.
@@ -108,9 +106,8 @@ def _send(requests: int) -> None:
             raise RuntimeError(f"{env['PATH_INFO']}: {answered[0]}")
         return status
 
-    phones = (f"+1415{3000000 + n:07d}" for n in range(10**6))
     floor = lambda: environ("/bench/floor", {"code": "0000"}, with_key=False)  # noqa: E731
-    start = lambda: environ("/v1/verifications", {"phone": next(phones)})  # noqa: E731
+    start = lambda: environ("/v1/verifications", {"phone": next(PHONES)})  # noqa: E731
     ids = []
     for _ in range(requests // 3 + 4):
         env = start()

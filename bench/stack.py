@@ -27,6 +27,24 @@ OPEN_LIMITS = {
 NO_LIMITS = {name: "off" for name in (*OPEN_LIMITS, "LIMIT_STARTS_PER_PHONE")}
 
 
+def app_env(redis_url: str, window: int, limits: bool, **overrides) -> dict:
+    """The environment the benchmark runs the service in: this one without the service's own settings,
+    then the benchmark's (the floor route on, limits on with ceilings no run reaches, or off)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VERIFICATION_", "TWILIO_", "CELERY_", "LIMIT_", "REDIS_"))}
+    env.update({
+        "REDIS_URL": f"{redis_url}/0",
+        # State in DB 0 and the broker in DB 1, so their memory can be told apart.
+        "CELERY_BROKER_URL": f"{redis_url}/1",
+        "CODE_HASH_SECRET": "bench-code-hash-secret", "API_KEYS": API_KEY,
+        "VERIFICATION_WINDOW_SECONDS": str(window), "BENCH_FLOOR_ROUTE": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(OPEN_LIMITS if limits else NO_LIMITS)
+    env.update(overrides)
+    return env
+
+
 class Stack:
     def __init__(self, workdir: Path, *, web_workers: int, web_class: str, web_threads: int,
                  worker_concurrency: int, window: int, limits: bool):
@@ -44,21 +62,9 @@ class Stack:
     # --- lifecycle ---
 
     def env(self, **overrides) -> dict:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("VERIFICATION_", "TWILIO_", "CELERY_", "LIMIT_", "REDIS_"))}
-        env.update({
-            "REDIS_URL": f"{self.redis_server.url}/0",
-            # State in DB 0 and the broker in DB 1, so their memory can be told apart.
-            "CELERY_BROKER_URL": f"{self.redis_server.url}/1",
-            "SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_PHONE_NUMBER": FROM_NUMBER, "TWILIO_API_BASE_URL": self.twilio.url,
-            "CODE_HASH_SECRET": "bench-code-hash-secret", "API_KEYS": API_KEY,
-            "VERIFICATION_WINDOW_SECONDS": str(self.window), "BENCH_FLOOR_ROUTE": "1",
-            "PYTHONUNBUFFERED": "1",
-        })
-        env.update(OPEN_LIMITS if self.limits else NO_LIMITS)
-        env.update(overrides)
-        return env
+        return app_env(self.redis_server.url, self.window, self.limits, SMS_BACKEND="twilio",
+                       TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_PHONE_NUMBER=FROM_NUMBER,
+                       TWILIO_API_BASE_URL=self.twilio.url, **overrides)
 
     def start(self) -> "Stack":
         self.workdir.mkdir(parents=True, exist_ok=True)

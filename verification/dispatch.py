@@ -147,7 +147,8 @@ class CeleryDispatcher(Dispatcher):
             self._publish(producer, TASKS[1], verification_id, countdown, events=events)
 
     def _start_builder(self):
-        """(producer, event sender) for with_start: made once per process, the first time it is needed.
+        """(producer, event sender, broker db for create.lua or None) for with_start: made once per process,
+        the first time it is needed.
 
         with_start only builds messages (the collector keeps the commands that would deliver them), so
         its producer needs a channel and, after the connection's first command, never talks to Redis.
@@ -169,9 +170,11 @@ class CeleryDispatcher(Dispatcher):
         except BaseException:
             connection.release()
             raise
+        # Whether create.lua can deliver what this channel builds: asked once, as the channel is kept.
+        db = _same_server_db(channel, self.state) if getattr(channel, "supports_batch_publish", False) else None
         with self._building:
             if self._builder is None:
-                self._builder = (producer, events)
+                self._builder = (producer, events, db)
                 weakref.finalize(self, connection.release)  # closed with the dispatcher (tests make many)
                 return self._builder
         connection.release()  # another thread kept its own first
@@ -193,12 +196,11 @@ class CeleryDispatcher(Dispatcher):
         state's Redis server, or kombu would not batch (e.g. `retry_on_timeout`).
         """
         try:
-            producer, events = self._start_builder()
+            producer, events, db = self._start_builder()
+            if db is None:
+                return None
             with self._building:
                 channel = producer.channel
-                db = _same_server_db(channel, self.state)
-                if db is None or not getattr(channel, "supports_batch_publish", False):
-                    return None
                 collector = _Collector(channel)
                 channel.create_publish_batch = lambda max_size: collector
                 try:
