@@ -80,18 +80,14 @@ def memory(state: redis.Redis, broker: redis.Redis) -> dict:
     pipe.memory_usage("unacked_index", samples=0)
     pipe.llen("celery")
     unacked, index, queued = pipe.execute()
-    limits_shared, limits_per_phone = 0, 0
+    # The limits shared by every start (per key, per IP, global); a number's own is in its index.
     keys = list(state.scan_iter(match="LIMITS*", count=1000))
     pipe = state.pipeline(transaction=False)
     for key in keys:
         pipe.memory_usage(key, samples=0)
-    for key, size in zip(keys, pipe.execute()):
-        if "+" in key:
-            limits_per_phone += size or 0
-        else:
-            limits_shared += size or 0
+    limits_shared = sum(size or 0 for size in pipe.execute())
     return {"used": int(state.info("memory")["used_memory"]), "broker_unacked": (unacked or 0) + (index or 0),
-            "queued": queued, "limits_per_phone": limits_per_phone, "limits_shared": limits_shared}
+            "queued": queued, "limits_shared": limits_shared}
 
 
 def key_sizes(state: redis.Redis, ids: list[str], phones: list[str]) -> dict:

@@ -203,18 +203,17 @@ class Run:
         sample = made[:200]
         used = after["used"] - before["used"]
         broker = after["broker_unacked"] - before["broker_unacked"]
-        limits = after["limits_per_phone"] - before["limits_per_phone"]
         shared = after["limits_shared"] - before["limits_shared"]
         self.results["memory"] = {
-            "count": n, "per_pending": (used - shared) / n, "broker_per": broker / n, "limits_per": limits / n,
+            "count": n, "per_pending": (used - shared) / n, "broker_per": broker / n,
             "redis_rss_per": (redis_rss1 - redis_rss0 - shared) / n,
-            "state_per": (used - shared - broker - limits) / n, "shared_limits": shared,
+            "state_per": (used - shared - broker) / n, "shared_limits": shared,
             "keys": measure.key_sizes(self.state, [v for v, _ in sample], [p for _, p in sample]),
             "message_bytes": len(one.encode()), "held": len(self.verifications),
             "rss_main0": rss0[0], "rss_main1": rss1[0], "rss_all0": rss0[1], "rss_all1": rss1[1],
             "rss_per_task": (rss1[0] - rss0[0]) / max(n, 1)}
         log(f"memory: {self.results['memory']['per_pending']:.0f} B per pending verification "
-            f"(broker {broker / n:.0f}, rate limits {limits / n:.0f}); worker RSS "
+            f"(broker {broker / n:.0f}); worker RSS "
             f"{rss0[0] / 2**20:.1f} -> {rss1[0] / 2**20:.1f} MiB holding {len(self.verifications)}")
         self.pending = made
 

@@ -144,9 +144,9 @@ def markdown(results: dict, command: str, plot: str | None = None) -> str:
             "overhead, which `used_memory` leaves out under libc malloc: see Machine) | "
             f"{mem['redis_rss_per']:.0f} B |",
             f"| … of which the broker (`unacked` hash + `unacked_index` zset) | {mem['broker_per']:.0f} B |",
-            f"| … of which rate-limit keys per phone number | {mem['limits_per']:.0f} B |",
-            f"| … the rest: state hash (with its events), phone index, the two zsets, Redis overhead | {mem['state_per']:.0f} B |",
-            f"| Sample: state hash / phone key (`MEMORY USAGE`) | "
+            "| … the rest: state hash (with its events), phone index (with the start times its rate limit "
+            f"counts), the two zsets, Redis overhead | {mem['state_per']:.0f} B |",
+            f"| Sample: state hash / phone index (`MEMORY USAGE`) | "
             f"{mem['keys']['state']:.0f} / {mem['keys']['phone']:.0f} B |",
             f"| One expiry task message, as queued (JSON; a worker holding it keeps no copy in Redis) | {mem['message_bytes']} B |",
             f"| Worker RSS, main process: idle → holding {mem['held']} expiry tasks | "

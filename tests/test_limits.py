@@ -58,8 +58,11 @@ def test_starts_per_phone_refused_with_retry_after_sending_and_storing_nothing(m
         twilio.wait_for_message(PHONE, count=n)
         # The worker is done with this one before the next start, so the snapshot below holds still.
         wait_for(lambda: client.get(body["links"]["self"]).json["sendStatus"] == "sent")
-    # Where the counter lives (docs/architecture.md): the `limits` library's own prefix and layout.
-    assert state.llen(f"{keys.LIMITS_PREFIX}:LIMITER/starts_per_phone/{PHONE}/2/10/minute") == 2
+    # Where the counter lives (docs/architecture.md): in the number's index, after the newest id, the
+    # times of the starts it counts, newest first.
+    newest, *hits = state.get(keys.phone(PHONE)).split(" ")
+    assert newest == body["id"] and len(hits) == 2 and int(hits[0]) >= int(hits[1])
+    assert not state.keys(f"{keys.LIMITS_PREFIX}:*starts_per_phone*")
     before = dump(state)
 
     assert_limited(start(client, PHONE), "starts_per_phone", 600)
@@ -69,6 +72,38 @@ def test_starts_per_phone_refused_with_retry_after_sending_and_storing_nothing(m
     started(client, OTHERS[0])
     twilio.wait_for_message(OTHERS[0])
     assert len(twilio.messages_to(PHONE)) == 2
+
+
+def test_a_number_keeps_the_start_times_its_limit_counts_and_no_more(make_app, state):
+    client = client_for(make_app(LIMIT_STARTS_PER_PHONE="2/2 seconds"))
+    started(client, PHONE)
+    second = started(client, PHONE)
+    assert_limited(start(client, PHONE), "starts_per_phone", 2)
+    newest, *hits = state.get(keys.phone(PHONE)).split(" ")
+    assert newest == second["id"] and len(hits) == 2
+    # Once the first start leaves the window, a third goes through and the first's time is dropped.
+    wait_for(lambda: start(client, PHONE).status_code == 202, timeout=5, interval=0.1)
+    newest, *now_hits = state.get(keys.phone(PHONE)).split(" ")
+    assert newest != second["id"] and len(now_hits) == 2 and now_hits[1] == hits[0]
+
+
+def test_each_limit_on_a_number_counts_in_its_own_window(make_app, state):
+    client = client_for(make_app(LIMIT_STARTS_PER_PHONE="1/second;2/day", VERIFICATION_RETENTION_SECONDS="60"))
+    started(client, PHONE)
+    assert_limited(start(client, PHONE), "starts_per_phone", 1)
+    wait_for(lambda: start(client, PHONE).status_code == 202, timeout=5, interval=0.1)
+    assert assert_limited(start(client, PHONE), "starts_per_phone", 86400) > 86000
+    assert len(state.get(keys.phone(PHONE)).split(" ")) == 3
+    # The index outlives the record (90 + 60 s) while the day's limit counts its starts.
+    assert 86000 < state.ttl(keys.phone(PHONE)) <= 86400
+
+
+def test_without_a_limit_on_numbers_the_index_is_only_the_newest_id(make_app, state):
+    client = client_for(make_app(LIMIT_STARTS_PER_PHONE="off", VERIFICATION_RETENTION_SECONDS="60"))
+    started(client, PHONE)
+    second = started(client, PHONE)
+    assert state.get(keys.phone(PHONE)) == second["id"]
+    assert 140 <= state.ttl(keys.phone(PHONE)) <= 150
 
 
 def test_starts_per_api_key(make_app, twilio, worker, state):
@@ -122,9 +157,8 @@ def test_global_sms_budget_and_a_refusal_spends_no_other_limit(make_app, twilio,
     # The budget is the service's, whoever asks.
     elsewhere = client_for(app, ip="203.0.113.9")
     assert_limited(start(elsewhere, OTHERS[2]), "sms_global", 60)
+    # Tested before the global budget refused, the number's own limit kept its slot: it has no index.
     assert nothing_created_for(state, OTHERS[2], created)
-    # Tested before the global budget refused, the number's own limit kept its slot.
-    assert not state.exists(f"{keys.LIMITS_PREFIX}:LIMITER/starts_per_phone/{OTHERS[2]}/1/10/minute")
 
 
 def test_checks_per_ip_spend_no_attempt_when_refused(make_app, state):

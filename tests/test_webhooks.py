@@ -196,6 +196,19 @@ def test_a_reply_after_a_second_start_goes_to_the_newest_verification(make_hook_
     assert api.get(first["links"]["self"]).json["status"] == "canceled"
 
 
+def test_a_number_indexed_by_an_earlier_version_still_gets_its_replies(make_hook_app, twilio, state):
+    # Before its rate limits moved into it, a number's index held the newest id alone.
+    app = make_hook_app(VERIFICATION_CODE_LENGTH="8")
+    api, hook = clients(app)
+    first, first_code = started(api, twilio)
+    state.set(keys.phone(PHONE), first["id"], keepttl=True)
+    assert say(hook, wrong_code(first_code)) == "That code is not right. You have 3 attempts left."
+    second, second_code = started(api, twilio, count=2)
+    assert api.get(first["links"]["self"]).json["status"] == "canceled"
+    assert state.get(keys.phone(PHONE)).split(" ")[0] == second["id"]
+    assert say(hook, second_code) == TEXTS["approved"]
+
+
 @pytest.mark.parametrize("sender", ["+14155550199", "+447700900123", "not-a-number", ""])
 def test_a_reply_from_a_number_with_nothing_pending(api, hook, twilio, state, sender):
     body, code = started(api, twilio)

@@ -10,8 +10,9 @@ CREATED = f"{PREFIX}:created"
 # Hash read by the benchmark's floor route (verification/floor.py); never written by the service.
 BENCH_FLOOR = f"{PREFIX}:bench:floor"
 
-# Rate-limit keys belong to the `limits` library, under its own prefix:
-# `LIMITS:LIMITER/<limit name>/<who>/<amount>/<multiples>/<granularity>` (lists of hit times).
+# Rate-limit keys are named as the `limits` library names them, under its own prefix:
+# `LIMITS:LIMITER/<limit name>/<who>/<amount>/<multiples>/<granularity>` (lists of hit times); but the
+# limits per phone number are kept in the number's own index (`phone`, below).
 LIMITS_PREFIX = "LIMITS"
 
 
@@ -21,7 +22,9 @@ def state(verification_id: str) -> str:
 
 
 def phone(e164: str) -> str:
-    """String: the id of the newest verification started for a number."""
+    """String: the id of the newest verification started for a number, then the times (ms) of the starts its
+    rate limits count, newest first: `<id> <ms> <ms>...` (create.lua). One key instead of two saves
+    about 290 bytes a number."""
     return f"{PREFIX}:phone:{e164}"
 
 

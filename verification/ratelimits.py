@@ -68,7 +68,7 @@ class RateLimited(ApiError):
 
 @dataclass(frozen=True)
 class Slot:
-    """One limit a request falls under: which rule, for whom, and the Redis key of its moving window."""
+    """One limit a request falls under: which rule, for whom, and the Redis key of its hit times."""
 
     name: str
     item: RateLimitItem
@@ -93,8 +93,7 @@ class Limiter:
         return self._slots([(CHECKS_PER_IP, (who or Caller()).ip)])
 
     def _slots(self, wanted: list[tuple[str, str | None]]) -> list[Slot]:
-        # The key the library's Redis storage would use: its prefix, then the item's own key.
-        return [Slot(name, item, ident, f"{keys.LIMITS_PREFIX}:{item.key_for(name, ident)}")
+        return [Slot(name, item, ident, _key(name, item, ident))
                 for name, ident in wanted if ident for item in self.rules[name]]
 
     def refusal(self, slot: Slot, retry_after: int) -> RateLimited:
@@ -102,6 +101,14 @@ class Limiter:
         metrics.rate_limited(slot.name)
         return RateLimited(f"{_REFUSALS[slot.name]} Retry after {retry_after} s.", limit=slot.name,
                            retryAfter=retry_after, headers={"Retry-After": str(retry_after)})
+
+
+def _key(name: str, item: RateLimitItem, ident: str) -> str:
+    """Where a limit's hits are kept: a number's in its own index (create.lua reads that key anyway); the
+    others where the library's Redis storage would keep them, its prefix, then the item's own key."""
+    if name == STARTS_PER_PHONE:
+        return keys.phone(ident)
+    return f"{keys.LIMITS_PREFIX}:{item.key_for(name, ident)}"
 
 
 def as_limits(slots: list[Slot]) -> tuple[Limit, ...]:

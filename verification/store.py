@@ -133,7 +133,8 @@ class Store:
 
     def newest_for(self, phone: str) -> str | None:
         """The id of the newest verification started for a number (E.164), while it is kept."""
-        return _text(self.redis.get(keys.phone(phone)))
+        index = _text(self.redis.get(keys.phone(phone))) or ""  # "<id> <ms> <ms>...": see keys.phone
+        return index.split(" ", 1)[0] or None
 
     def events(self, verification_id: str) -> list[dict]:
         """What happened to a verification, oldest first (events.lua keeps them in its hash).

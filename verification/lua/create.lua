@@ -1,6 +1,7 @@
 -- Start a verification: store its state, index it, and point its number at it.
 -- KEYS[1] = state hash        KEYS[2] = phone index string   KEYS[3] = deadlines zset
--- KEYS[4] = created zset      KEYS[5..] = rate limits (limits.lua)
+-- KEYS[4] = created zset      KEYS[5..] = rate limits (limits.lua); one whose key is KEYS[2] is a
+--   per-number limit, kept in the index itself
 -- ARGV[1] = id                ARGV[2] = phone (E.164)   ARGV[3] = window (ms)
 -- ARGV[4] = max attempts      ARGV[5] = code length     ARGV[6] = retention (s)
 -- ARGV[7..] = (amount, window s) of each rate limit; then, optionally, the broker's db and the start's
@@ -17,8 +18,16 @@ for i = queued + 1, #ARGV, 3 do
     return redis.error_reply('create.lua enqueues with lpush and publish only, not ' .. ARGV[i])
   end
 end
+-- The number's index: the id of its newest verification, then the times (ms) of its starts that its
+-- limits still count, newest first: "<id> <ms> <ms>...". One key serves SMS replies and the limits.
+local index = redis.call('GET', KEYS[2]) or ''
+local previous = string.match(index, '^%S*')
+local hits = {}
+for hit in string.gmatch(index, ' (%d+)') do
+  hits[#hits + 1] = tonumber(hit)
+end
 local t = redis.call('TIME')
-local refused, retry_after = take_slots(5, 7, #KEYS - 4, t)
+local refused, retry_after = take_slots(5, 7, #KEYS - 4, t, {key = KEYS[2], hits = hits})
 if refused > 0 then
   return {'rate_limited', refused, retry_after}
 end
@@ -32,8 +41,23 @@ redis.call('HSET', KEYS[1],
   'created', now, 'updated', now, 'expires', expires,
   'attempts', ARGV[4], 'max', ARGV[4], 'len', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ttl)
-local previous = redis.call('GET', KEYS[2]) or ''
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ttl)
+-- This start's hit first, then as many older ones as the largest per-number limit counts; kept as long as
+-- the record, or the longest of those limits' windows.
+local keep, longest = 0, ttl
+for i = 0, #KEYS - 5 do
+  if KEYS[5 + i] == KEYS[2] then
+    keep = math.max(keep, tonumber(ARGV[7 + 2 * i]))
+    longest = math.max(longest, tonumber(ARGV[8 + 2 * i]))
+  end
+end
+local entry = {ARGV[1]}
+if keep > 0 then
+  entry[2] = now
+  for i = 1, math.min(#hits, keep - 1) do
+    entry[#entry + 1] = hits[i]
+  end
+end
+redis.call('SET', KEYS[2], table.concat(entry, ' '), 'EX', longest)
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
 -- The start's two task messages and their task-sent events, as kombu would have sent them: in the
