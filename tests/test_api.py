@@ -1,5 +1,7 @@
 """The /v1 API end to end: the web app, a real worker, real Redis, the Twilio stand-in."""
 
+import re
+
 import pytest
 
 from tests.conftest import API_KEY, code_in, wait_for, wrong_code
@@ -18,6 +20,7 @@ def test_start_sends_a_code_that_approves(client, twilio, worker, state):
     response = start(client)
     body = response.json
     assert response.headers["Location"] == f"/v1/verifications/{body['id']}"
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", body["id"])  # 128 bits in base64url
     assert body["status"] == "pending"
     assert body["phone"] == PHONE
     assert body["attemptsRemaining"] == 4
@@ -66,6 +69,16 @@ def test_wrong_codes_spend_attempts_until_max_attempts_reached(client, twilio, w
     assert after.status_code == 409
     assert after.json["error"]["code"] == "not_pending"
     assert after.json["error"]["status"] == "max_attempts_reached"
+
+
+def test_ids_are_random_and_never_read_as_a_command_line_option(monkeypatch):
+    from verification import service
+
+    ids = {service.new_id() for _ in range(2000)}
+    assert len(ids) == 2000 and all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", i) for i in ids)
+    drawn = iter(["-AAAAAAAAAAAAAAAAAAAAA", "-BBBBBBBBBBBBBBBBBBBBB", "CCCCCCCCCCCCCCCCCCCCC-"])
+    monkeypatch.setattr(service.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert service.new_id() == "CCCCCCCCCCCCCCCCCCCCC-"
 
 
 def test_check_after_approval_is_a_conflict_not_a_second_success(client, twilio, worker):

@@ -86,7 +86,8 @@ SCHEMAS = {
         "required": ["id", "status", "phone", "createdAt", "updatedAt", "expiresAt", "attemptsRemaining",
                      "sendStatus", "deliveryStatus", "failure", "links"],
         "properties": {
-            "id": {"type": "string"},
+            "id": {"type": "string", "description": "Opaque: 128 random bits as 22 characters of base64url "
+                                                     "(`A-Z a-z 0-9 - _`), or a Durable start's own instance id."},
             "status": {"type": "string", "enum": list(STATUSES)},
             "phone": {"type": "string", "description": "E.164", "pattern": r"^\+[1-9][0-9]{1,14}$"},
             "createdAt": _TIME,
