@@ -180,6 +180,7 @@ class Run:
     def throughput_and_memory(self):
         a = self.args
         wait_until(self.drained, 300, "the worker to drain")
+        self.purge()  # as after, so both RSS readings leave out what the allocator could hand back
         before = measure.memory(self.state, self.broker)
         rss0, redis_rss0 = self.stack.worker_rss(), self.stack.redis_rss()
         self.timed("floor", "Floor: POST /bench/floor", [post("/bench/floor", {"code": "0000"})] * a.floor)
@@ -194,9 +195,7 @@ class Run:
         wait_until(self.drained, 600 + len(made) / 10, "the worker to drain", interval=0.5)
         # jemalloc keeps the pages of what it freed (the queue the paused worker left) for a while; hand
         # them back so RSS shows what is held. A server built with libc malloc keeps them (see Memory).
-        with contextlib.suppress(redis.ResponseError):
-            self.state.memory_purge()
-        time.sleep(1)  # let the last acks and RSS settle
+        self.purge()
         after = measure.memory(self.state, self.broker)
         rss1, redis_rss1 = self.stack.worker_rss(), self.stack.redis_rss()
         n = len(made)
@@ -216,6 +215,11 @@ class Run:
             f"(broker {broker / n:.0f}); worker RSS "
             f"{rss0[0] / 2**20:.1f} -> {rss1[0] / 2**20:.1f} MiB holding {len(self.verifications)}")
         self.pending = made
+
+    def purge(self):
+        with contextlib.suppress(redis.ResponseError):
+            self.state.memory_purge()
+        time.sleep(1)  # let the last acks and RSS settle
 
     def checks(self):
         k = min(self.args.checks, len(self.pending))
