@@ -1,5 +1,9 @@
 """The check script's guarantees, on a real Redis: atomic, budgeted, deadline by Redis's clock."""
 
+import hashlib
+import hmac
+import json
+import re
 import threading
 import time
 
@@ -157,6 +161,19 @@ def test_expiry_before_the_deadline_is_refused_as_not_due(service):
     assert svc.store.get(v.id).status == "pending"
 
 
+def test_a_purge_takes_the_id_out_of_its_numbers_index(service, state):
+    svc = service()  # no rate limits: the index is the id alone, and goes with it
+    purged = svc.start(PHONE)
+    assert svc.store.purge(purged.id) and not state.exists(keys.phone(PHONE))
+    kept = svc.start(PHONE)
+    state.set(keys.phone(PHONE), f"{kept.id} 1795739756479 1795739756400", keepttl=True)
+    assert svc.store.purge(kept.id)
+    assert state.get(keys.phone(PHONE)) == " 1795739756479 1795739756400"
+    assert svc.store.newest_for(PHONE) is None
+    latest = svc.start(PHONE)
+    assert state.get(keys.phone(PHONE)) == latest.id
+
+
 def test_pending_state_and_its_indexes(service, state):
     svc = service(VERIFICATION_WINDOW_SECONDS="90", VERIFICATION_RETENTION_SECONDS="100")
     v = svc.start(PHONE)
@@ -172,16 +189,37 @@ def test_pending_state_and_its_indexes(service, state):
 def test_events_begin_with_the_start_which_is_its_created_time(service, state):
     svc = service()
     v = with_code(svc, "0042")
+    assert len(state.hget(keys.state(v.id), "hash")) == 32  # 128 bits of the HMAC
     svc.check(v.id, "1111")
+    svc.check(v.id, "2222")
     h = state.hgetall(keys.state(v.id))
-    assert "e1" in h and '"started"' not in h["e1"]  # the start is not stored twice
+    created = int(h["created"])
+    # No counter, and the start is not stored: each event's field is e<the hash's length then>.
+    fields = sorted((f for f in h if re.fullmatch(r"e[0-9]+", f)), key=lambda f: int(f[1:]))
+    assert "events" not in h and len(fields) == 2 and int(fields[0][1:]) < int(fields[1][1:])
     events = svc.store.events(v.id)
-    assert events[0] == {"t": int(h["created"]), "e": "started"}
-    assert [e["e"] for e in events] == ["started", "response"]
-    # A record stored while create.lua still wrote the start as e1 shows it once.
-    state.hset(keys.state(v.id), mapping={"e1": '{"t":1,"e":"started"}', "e2": h["e1"], "events": 2})
-    assert [e["e"] for e in svc.store.events(v.id)] == ["started", "response"]
+    assert events[0] == {"t": created, "e": "started"}
+    assert [e["e"] for e in events] == ["started", "response", "response"]
+    # Stored from `created`, read from 1970.
+    assert [json.loads(h[f])["t"] + created for f in fields] == [e["t"] for e in events[1:]]
     assert svc.store.events("no-such-id") == []
+
+
+def test_a_record_stored_by_an_earlier_version_reads_and_checks_the_same(service, state):
+    svc = service()
+    v = svc.start(PHONE)
+    created = int(state.hget(keys.state(v.id), "created"))
+    whole = hmac.new(CODE_HASH_SECRET.encode(), f"{v.id}:0042".encode(), hashlib.sha256).hexdigest()
+    # As stored then: the whole HMAC, a counter, and events timed from 1970, the start among them.
+    state.hset(keys.state(v.id), mapping={
+        "hash": whole, "send": "sent", "events": 2,
+        "e1": json.dumps({"t": created, "e": "started"}), "e2": json.dumps({"t": created + 5, "e": "sms_sent"})})
+    assert svc.check(v.id, "1111")[1] is False
+    assert svc.check(v.id, "0042")[1] is True
+    events = svc.store.events(v.id)
+    assert [e["e"] for e in events] == ["started", "sms_sent", "response", "response"]
+    assert [e["t"] for e in events[:2]] == [created, created + 5]
+    assert all(e["t"] >= created for e in events)
 
 
 def test_creation_index_entries_of_vanished_records_are_forgotten(service, state):

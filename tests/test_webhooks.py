@@ -209,6 +209,20 @@ def test_a_number_indexed_by_an_earlier_version_still_gets_its_replies(make_hook
     assert say(hook, second_code) == TEXTS["approved"]
 
 
+def test_an_index_naming_another_numbers_verification_is_not_followed(api, hook, twilio, state):
+    # A number's index outlives its record while the number's rate limit counts its starts; a Durable
+    # start may give the vanished record's id to another number's verification meanwhile.
+    other = "+14155550188"
+    theirs, their_code = started(api, twilio, other)
+    state.set(keys.phone(PHONE), f"{theirs['id']} 1795739756479")
+    assert say(hook, their_code) == TEXTS["nothing_pending"]
+    assert say(hook, "what is this?") == TEXTS["nothing_pending"]
+    start(api)  # this number's own start does not cancel theirs as superseded
+    after = api.get(theirs["links"]["self"]).json
+    assert (after["status"], after["attemptsRemaining"]) == ("pending", 4)
+    assert say(hook, their_code, sender=other) == TEXTS["approved"]
+
+
 @pytest.mark.parametrize("sender", ["+14155550199", "+447700900123", "not-a-number", ""])
 def test_a_reply_from_a_number_with_nothing_pending(api, hook, twilio, state, sender):
     body, code = started(api, twilio)

@@ -24,7 +24,7 @@ def state(verification_id: str) -> str:
 def phone(e164: str) -> str:
     """String: the id of the newest verification started for a number, then the times (ms) of the starts its
     rate limits count, newest first: `<id> <ms> <ms>...` (create.lua). One key instead of two saves
-    about 290 bytes a number."""
+    about 250 bytes a pending verification (docs/benchmarks.md)."""
     return f"{PREFIX}:phone:{e164}"
 
 

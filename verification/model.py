@@ -48,7 +48,7 @@ class Verification:
             attempts_remaining=int(h["attempts"]),
             max_attempts=int(h["max"]),
             code_length=int(h["len"]),
-            reason=h.get("reason"),
+            reason=h.get("reason") or None,  # '' once it no longer applies (events.lua)
             error_code=int(h["error"]) if h.get("error") else None,
             delivery_status=h.get("delivery"),
         )

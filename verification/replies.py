@@ -38,6 +38,7 @@ class Candidate:
 
     verification_id: str
     code: str
+    phone: str  # the sender, E.164: the verification must be for this number
 
 
 def find(service: VerificationService, sender: str, body: str) -> Reply | Candidate:
@@ -55,10 +56,12 @@ def find(service: VerificationService, sender: str, body: str) -> Reply | Candid
         return Reply("nothing_pending")
     code = codes.first_code_in(body)
     if code is not None:
-        return Candidate(verification_id, code)
+        return Candidate(verification_id, code, e164)
     try:
         verification = service.get(verification_id)
     except NotFound:
+        return Reply("nothing_pending")
+    if verification.phone != e164:  # the index outlived its record, whose id now names another's
         return Reply("nothing_pending")
     if verification.status == PENDING:
         return Reply("help", verification_id, verification.attempts_remaining)
@@ -69,7 +72,8 @@ def check(service: VerificationService, candidate: Candidate) -> Reply:
     """The same atomic check as the API's: spends at most one attempt."""
     verification_id = candidate.verification_id
     try:
-        verification, approved = service.check(verification_id, candidate.code, channel="sms")
+        verification, approved = service.check(verification_id, candidate.code, channel="sms",
+                                               of_phone=candidate.phone)
     except NotFound:
         return Reply("nothing_pending", verification_id)
     except Conflict as conflict:

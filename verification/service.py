@@ -85,7 +85,8 @@ class VerificationService:
             # One pending verification per number, so an SMS reply always finds exactly one. Only now
             # that the new one's SMS is on its way: a failed start must not cost the person the old one.
             try:
-                self.store.finish(created.previous_id, CANCELED, reason="superseded by a newer verification")
+                self.store.finish(created.previous_id, CANCELED, reason="superseded by a newer verification",
+                                  of_phone=e164)
             except redis.RedisError:
                 # Replies already resolve to the new one (the number's index points at it); the old
                 # one expires at its deadline.
@@ -123,18 +124,20 @@ class VerificationService:
             verification = done.verification or verification
         return verification
 
-    def check(self, verification_id: str, code, channel: str = "api", caller=None) -> tuple[Verification, bool]:
+    def check(self, verification_id: str, code, channel: str = "api", caller=None,
+              of_phone: str = "") -> tuple[Verification, bool]:
         """Compare a code; returns the verification after the check and whether it was approved.
 
         One Redis round trip: the script answers with the state as it is after the check.
-        `caller` (ratelimits.Caller) adds the per-IP limit on checks; SMS replies come without one.
+        `caller` (ratelimits.Caller) adds the per-IP limit on checks; SMS replies come without one, but
+        with `of_phone`, their sender: a verification for another number is NotFound.
         """
         if not codes.is_well_formed(code):
             metrics.checked("malformed", channel)
             raise ApiError("code must be a string of 4 to 10 ASCII digits", code="invalid_code")
         code_hash = codes.digest(self.settings.CODE_HASH_SECRET, verification_id, code)
         with self._limited(self.limiter.check(caller) if self.limiter else []) as limits:
-            result = self.store.check(verification_id, code_hash, channel, limits=limits)
+            result = self.store.check(verification_id, code_hash, channel, limits=limits, of_phone=of_phone)
         if result.outcome == "not_found":
             raise NotFound(f"No verification {verification_id}.")
         log.info("check: %s", result.outcome, extra={"verification_id": verification_id})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -12,9 +13,12 @@ import redis
 from verification import keys, metrics
 from verification.model import Verification
 
+# A stored event's field: e<n> (events.lua).
+_EVENT = re.compile(r"e[0-9]+")
+
 _SCRIPTS = ("create", "check", "finish", "claim_send", "record_send", "record_delivery", "purge")
 # The shared functions (limits.lua, events.lua) a script begins with.
-_PRELUDES = {"create": ("limits",), "check": ("limits",), "finish": ("events",),
+_PRELUDES = {"create": ("limits",), "check": ("limits", "events"), "finish": ("events",),
              "record_send": ("events",), "record_delivery": ("events",)}
 
 
@@ -140,35 +144,46 @@ class Store:
         """What happened to a verification, oldest first (events.lua keeps them in its hash).
 
         The first, `started`, is its `created` time rather than a stored event; a record stored before
-        that was so holds it as its e1.
+        that was so holds it as its e1. Times are ms since 1970 here; stored, they count from `created`
+        (from 1970 in records stored before: never less than `created`).
         """
         h = {_text(k): v for k, v in self.redis.hgetall(keys.state(verification_id)).items()}
         if "created" not in h:
             return []
-        stored = [json.loads(h[f"e{n}"]) for n in range(1, int(h.get("events", 0)) + 1) if f"e{n}" in h]
+        created = int(h["created"])
+        stored = [json.loads(h[field]) for field in sorted((f for f in h if _EVENT.fullmatch(f)),
+                                                          key=lambda f: int(f[1:]))]
+        for event in stored:
+            if event["t"] < created:
+                event["t"] += created
         if stored and stored[0]["e"] == "started":
             return stored
-        return [{"t": int(h["created"]), "e": "started"}, *stored]
+        return [{"t": created, "e": "started"}, *stored]
 
     def check(self, verification_id: str, code_hash: str, channel: str,
-              limits: tuple[Limit, ...] = ()) -> CheckOutcome:
-        """Compare and spend an attempt, after taking a slot of each rate limit (LimitRefused if none)."""
+              limits: tuple[Limit, ...] = (), of_phone: str = "") -> CheckOutcome:
+        """Compare and spend an attempt, after taking a slot of each rate limit (LimitRefused if none).
+
+        With `of_phone`, a verification for another number is `not_found`.
+        """
         reply = self._run(
             "check",
             [keys.state(verification_id), keys.DEADLINES, *(key for key, _, _ in limits)],
-            [code_hash, self.retention, channel, verification_id, *_limit_args(limits)],
+            [code_hash, self.retention, channel, verification_id, of_phone, *_limit_args(limits)],
         )
         _raise_if_refused(reply)
         result = CheckOutcome(reply[0], _verification(verification_id, reply[1:]))
         _count_check(result, channel)
         return result
 
-    def finish(self, verification_id: str, final: str, reason: str = "", **fields) -> FinishOutcome:
+    def finish(self, verification_id: str, final: str, reason: str = "", of_phone: str = "",
+               **fields) -> FinishOutcome:
+        """Move a pending verification to `final`; with `of_phone`, one for another number is `not_found`."""
         extra = [item for pair in fields.items() for item in pair]
         reply = self._run(
             "finish",
             [keys.state(verification_id), keys.DEADLINES],
-            [final, self.retention, verification_id, reason, *extra],
+            [final, self.retention, verification_id, reason, of_phone, *extra],
         )
         if reply[0] == "done":
             metrics.finished(final)

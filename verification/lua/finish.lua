@@ -1,7 +1,8 @@
 -- Move a pending verification to a final status: the expiry timer, a cancel, or a failed send.
 -- KEYS[1] = state hash   KEYS[2] = deadlines zset
 -- ARGV[1] = final status (expired | canceled | failed)   ARGV[2] = retention (s)   ARGV[3] = id
--- ARGV[4] = reason (may be empty)   ARGV[5..] = more field, value pairs to set
+-- ARGV[4] = reason (may be empty)   ARGV[5] = the number the record must be for, or empty for any
+-- ARGV[6..] = more field, value pairs to set
 -- returns {outcome, ms, field, value, ...}: the outcome, then the state hash as it is after (record() in events.lua)
 --   outcome: done | not_due (expired asked before the deadline; ms = time left) | not_pending | not_found
 --            | expired (another final status asked after the deadline: it expired first, and says so)
@@ -17,7 +18,12 @@ local function answer(outcome, ms)
   return reply
 end
 
-local s = redis.call('HMGET', KEYS[1], 'status', 'expires')
+local s = redis.call('HMGET', KEYS[1], 'status', 'expires', 'phone')
+if ARGV[5] ~= '' and s[3] ~= ARGV[5] then
+  -- A number's index can outlive the record it names, whose id a Durable start may then give to
+  -- another number's verification: that one is not this number's to cancel.
+  return {'not_found', 0}
+end
 if s[1] ~= 'pending' then
   redis.call('ZREM', KEYS[2], ARGV[3])
   return answer('not_pending', 0)
@@ -40,11 +46,12 @@ redis.call('HSET', KEYS[1], 'status', final, 'updated', now)
 -- that keep the hash a compact listpack (events.lua).
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'reason', ARGV[4])
-elseif final ~= 'expired' then
-  redis.call('HDEL', KEYS[1], 'reason')  -- a send's retry reason is not why it was canceled
+elseif final ~= 'expired' and redis.call('HEXISTS', KEYS[1], 'reason') == 1 then
+  -- A send's retry reason is not why it was canceled; emptied, not deleted (events.lua).
+  redis.call('HSET', KEYS[1], 'reason', '')
 end
 if outcome == 'done' then
-  for i = 5, #ARGV, 2 do
+  for i = 6, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
 end

@@ -21,9 +21,9 @@ elseif ARGV[1] == 'unknown' then
   end
   add_event({t = now, e = 'sms_unknown', reason = ARGV[2]})
 else
-  -- Twilio did not accept it, so nobody holds this code: forget its hash until the next try.
-  redis.call('HDEL', KEYS[1], 'hash')
-  redis.call('HSET', KEYS[1], 'send', 'queued', 'updated', now)
+  -- Twilio did not accept it, so nobody holds this code: forget its hash until the next try (emptied,
+  -- not deleted: events.lua).
+  redis.call('HSET', KEYS[1], 'hash', '', 'send', 'queued', 'updated', now)
   if s[1] == 'pending' then
     redis.call('HSET', KEYS[1], 'reason', ARGV[2])
   end
