@@ -15,6 +15,9 @@ from verification.model import Verification
 
 # A stored event's field: e<n> (events.lua).
 _EVENT = re.compile(r"e[0-9]+")
+# An event's stored time below this (ms, about 3 years) counts from the record's `created`; above, from
+# 1970, as events were stored before (those are past 1.7 * 10^12).
+_SINCE_CREATED_BELOW = 10**11
 
 _SCRIPTS = ("create", "check", "finish", "claim_send", "record_send", "record_delivery", "purge")
 # The shared functions (limits.lua, events.lua) a script begins with.
@@ -145,7 +148,7 @@ class Store:
 
         The first, `started`, is its `created` time rather than a stored event; a record stored before
         that was so holds it as its e1. Times are ms since 1970 here; stored, they count from `created`
-        (from 1970 in records stored before: never less than `created`).
+        (from 1970 in records stored before).
         """
         h = {_text(k): v for k, v in self.redis.hgetall(keys.state(verification_id)).items()}
         if "created" not in h:
@@ -154,7 +157,7 @@ class Store:
         stored = [json.loads(h[field]) for field in sorted((f for f in h if _EVENT.fullmatch(f)),
                                                           key=lambda f: int(f[1:]))]
         for event in stored:
-            if event["t"] < created:
+            if event["t"] < _SINCE_CREATED_BELOW:
                 event["t"] += created
         if stored and stored[0]["e"] == "started":
             return stored
