@@ -1,7 +1,7 @@
 -- Rate limits inside the script that does the work, so a limited request is one round trip and a refusal
--- spends nothing. Each limit is kept as the `limits` library keeps a moving window (its
--- acquire_moving_window.lua, under its key): a list of hit times in seconds, newest first, trimmed to
--- the limit's amount, expiring with its window.
+-- spends nothing. Each limit but an `own` one (below) is kept as the `limits` library keeps a moving
+-- window (its acquire_moving_window.lua, under its key): a list of hit times in seconds, newest first,
+-- trimmed to the limit's amount, expiring with its window.
 -- take_slots(first_key, first_arg, count, t, own): the limits are KEYS[first_key .. first_key + count - 1],
 -- each with ARGV pair (amount, window seconds) from ARGV[first_arg]; t is the script's one TIME reply.
 -- `own` (create.lua's, optional) is {key = a key, hits = its hit times in ms, newest first}: a limit under
