@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from bench import plot
+from bench import plot, profile
 from bench.instructions import KINDS
 from verification.redis_server import bundled_valkey
 
@@ -89,6 +89,58 @@ def test_instruction_counts():
     # Each does what the floor does and more; a start (two task messages, the number's validation) the most.
     assert 100_000 < floor < check < start
     assert [ratio for _, _, ratio in rows] == ["1.00", f"{start / floor:.2f}", f"{check / floor:.2f}"]
+
+
+@pytest.mark.slow
+def test_profile_runs_and_puts_each_part_in_its_row():
+    """`python -m bench.profile` samples each kind of request under gunicorn with py-spy."""
+    if not (shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists()):
+        if os.environ.get("CI"):
+            pytest.fail("py-spy is not installed; the test extra has it.")
+        pytest.skip("no py-spy (pip install py-spy)")
+    run = subprocess.run([sys.executable, "-m", "bench.profile", "--requests", "300", "--rate", "1000",
+                          "--rounds", "2", "--clients", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {cells[0].strip("*"): [float(c) for c in cells[1:]] for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in run.stdout.splitlines()
+             if line.startswith("| ")) if cells[0] != "Part"}
+    assert list(rows) == [*profile.ORDER, "Total"]
+    floor, start, check = ([values[i] for values in rows.values()] for i in range(3))
+    assert rows["Total"][0] == 1.0 and abs(sum(floor[:-1]) - 1.0) <= 0.05  # the floor's parts, each rounded
+    celery, numbers = rows[profile.LIBRARIES[0][0]], rows[profile.LIBRARIES[1][0]]
+    # Only a start publishes tasks and validates a number; every kind goes through gunicorn and Flask.
+    assert celery[1] > 0 and celery[0] == celery[2] == 0 and numbers[0] == numbers[2] == 0
+    assert all(values[:3] for values in (rows[profile.GUNICORN], rows[profile.FLASK]))
+    assert start[-1] > 1.2  # two task messages and a number's validation: well over a floor request
+    assert all(abs(values[3] - (values[1] - values[0])) < 0.015 for values in rows.values())
+
+
+def test_profile_puts_a_sample_in_one_part():
+    serving = "SyncWorker.run (gunicorn/workers/sync.py);SyncWorker.handle (gunicorn/workers/sync.py)"
+    app = f"{serving};SyncWorker.handle_request (gunicorn/workers/sync.py);Flask.__call__ (flask/app.py)"
+    raw = "\n".join([
+        f"{serving};Message.parse_headers (gunicorn/http/message.py) 5",
+        f"{serving};Logger.access (gunicorn/glogging.py);Logger.info (logging/__init__.py) 4",
+        # The log line a start writes from inside the service is the log line's, not the service's.
+        f"{app};start (verification/api.py);VerificationService.start (verification/service.py);"
+        "Logger.info (logging/__init__.py);JsonFormatter.format (verification/logs.py) 3",
+        f"{app};start (verification/api.py);CeleryDispatcher._publish (verification/dispatch.py);"
+        "send_task_message (celery/app/amqp.py);dumps (json/__init__.py) 7",
+        f"{app};check (verification/api.py);Store.check (verification/store.py);Script.__call__ "
+        "(redis/commands/core.py) 2",
+        # Below the service's code: the service's; below Flask's: Flask's.
+        f"{app};caller (verification/ratelimits.py);ip_address (ipaddress.py) 2",
+        f"{app};respond (verification/api.py);jsonify (flask/json/__init__.py);dumps (json/__init__.py) 6",
+        f"{app};Flask.full_dispatch_request (flask/app.py) 1",
+        # A worker loading the app, and the master: not serving requests.
+        "Worker.init_process (gunicorn/workers/base.py);load_wsgi (gunicorn/workers/base.py) 9",
+        "Arbiter.run (gunicorn/arbiter.py);Arbiter.sleep (gunicorn/arbiter.py) 8",
+    ])
+    assert profile.parts(raw) == {
+        profile.GUNICORN: 5, profile.GUNICORN_LOG: 4, "The service's log line": 3,
+        "Celery and kombu: the task messages and their events": 7,
+        "redis-py: the round trip (sending, parsing the reply)": 2, profile.SERVICE: 2, profile.FLASK: 7,
+    }
 
 
 def test_floor_route_exists_only_when_asked(make_app):
