@@ -1,24 +1,30 @@
-"""`python -m bench.profile [--requests N]`: where the web app's CPU goes under gunicorn, sampled by py-spy.
+"""`python -m bench.profile [--requests N]`: where the web app's time goes under gunicorn, sampled by py-spy.
 
 The throughput ratios say how much more a start or a check costs than the floor; this says on what.
-It starts the benchmark's stack (Redis, the Twilio stand-in, a Celery worker, paused), then for each
-kind of request (the floor, a start, a check with a wrong code) a gunicorn of its own as the benchmark
-runs it (`-w 2 -k sync`, the project's gunicorn.conf.py, rate limits on with ceilings no run reaches),
-launched by `py-spy record --gil --subprocesses` so that py-spy needs no rights over processes but its
-own. The load clients send N requests of that kind, and the gunicorn stops. Only samples of a worker
-holding the GIL after it started serving count: Python running, not waiting for Redis or a client.
+It starts the benchmark's stack (Redis, the Twilio stand-in, a Celery worker, paused) and three more
+gunicorns as the benchmark runs its own (`-w 2 -k sync`, the project's gunicorn.conf.py, rate limits
+on with ceilings no run reaches), each launched by `py-spy record --gil --subprocesses`, so py-spy
+needs no rights over processes but its own. One serves the floor, one starts, one checks with a wrong
+code; the load clients send N requests of each, the three kinds taking turns in rounds so that a
+shared machine's drift falls on all of them, and then the gunicorns stop and py-spy writes its
+samples. Only a worker's samples while it serves a request and holds the GIL count: not its wait for
+Redis or a client, nor the kernel's time for its sockets and log writes (the CPU table of
+`python -m bench` has those). py-spy pauses a process to sample it, so these are shares of time, not
+CPU counts; the first requests' one-time costs (imports, the kept producer) are in them.
 
 Each sample goes to one part of the request: a library's (`LIBRARIES`, tested in order) when one of
 its frames is below Flask in the sample's stack; otherwise the service's own code or Flask's and
-Werkzeug's, by the innermost frame of either; gunicorn's when the sample is not inside the app. The table gives each part per request, as a share of a floor request's samples, so that the
-last column is what a request costs beyond the floor, part by part. Needs `py-spy` (the test extra has
-it, or `pip install py-spy`); about a minute at the default count.
+Werkzeug's, by the innermost frame of either; gunicorn's when the sample is not inside the app. The
+table gives each part per request, as a share of a floor request's samples, so that the last columns
+are what a start and a check cost beyond the floor, part by part. Needs py-spy (the test extra has
+it, or `pip install py-spy`); about 40 seconds at the default count.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -27,12 +33,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.instructions import KINDS
 from bench.load import Load, post
 from bench.phases import PHONES
-from bench.stack import API_KEY, Stack, children
+from bench.stack import API_KEY, Stack
 from verification.redis_server import free_port
 
-KINDS = ("Floor: POST /bench/floor", "Start: POST /v1/verifications", "Check, wrong code")
 IN_APP = "Flask.__call__ ("
 SERVING = "SyncWorker.run ("  # a worker's request loop: its start (importing the app) does not count
 # (part, the frames that are its own), in the order a sample is tested: a sample with a frame of one of
@@ -42,12 +48,14 @@ LIBRARIES = (
     ("phonenumbers: the number's validation", ("(phonenumbers/",)),
     ("The service's log line", ("(logging/", "(verification/logs.py")),
     ("Prometheus metrics", ("(prometheus_client/", "(verification/metrics.py")),
-    ("redis-py: the round trip (sending, parsing the reply)", ("(redis/", "(hiredis")),
+    ("redis-py: the round trip (sending, parsing the reply)", ("(redis/",)),
     ("HMAC of the code", ("(hmac.py", "(verification/codes.py")),
 )
-SERVICE, OWN = "The service's own code (verification/)", ("(verification/", "(web.py")
+SERVICE = "The service's own code (verification/)"
+OWN = ("(verification/", "(web.py")
 FLASK = "Flask and Werkzeug: routing, request, response"
 GUNICORN_LOG = "gunicorn: its access log line"
+ACCESS_LOG = "Logger.access (gunicorn/glogging.py"
 GUNICORN = "gunicorn: HTTP parsing, sockets"
 ORDER = (GUNICORN, GUNICORN_LOG, FLASK, *(name for name, _ in LIBRARIES), SERVICE)
 
@@ -61,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="turns the kinds take, a part of each at a time (default 5)")
     p.add_argument("--keep", type=Path, default=None, help="keep py-spy's raw stacks here, a file per kind")
     args = p.parse_args(argv)
-    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    spy = py_spy()
     if not spy:
         print("py-spy is not installed (pip install 'py-spy>=0.4,<0.5'; the test extra has it)", file=sys.stderr)
         return 2
@@ -70,60 +78,72 @@ def main(argv=None) -> int:
     return 0
 
 
+def py_spy() -> str | None:
+    """py-spy's path: on PATH, or beside this Python (a virtual environment's, not activated)."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
 def profile(spy: str, requests: int, rate: int, clients: int, rounds: int = 5,
             keep: Path | None = None) -> dict[str, collections.Counter]:
     """Samples per part for each of KINDS, from `requests` requests each."""
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    stack = Stack(work, web_workers=2, web_class="sync", web_threads=1, worker_concurrency=1, window=900,
-                  limits=True).start()
-    load = Load(stack.port, clients, API_KEY)
-    spied = {}
-    try:
+    with contextlib.ExitStack() as cleanup:
+        stack = Stack(work, web_workers=2, web_class="sync", web_threads=1, worker_concurrency=1, window=900,
+                      limits=True)
+        cleanup.callback(stack.stop)
+        stack.start()
+        load = Load(stack.port, clients, API_KEY)
+        cleanup.callback(load.close)
         stack.pause_worker()  # it would take the CPUs the profiled gunicorns run on
         made = load.run([post("/v1/verifications", {"phone": next(PHONES)}) for _ in range(requests // 3 + 1)],
                         keep_id=True)
+        if set(made.statuses()) != {202}:
+            raise RuntimeError(f"starts for the checks: {made.statuses()}; see {work}")
         # Five digits are never a 4-digit code: every check is a wrong one, and a verification takes three.
-        checks = [post(f"/v1/verifications/{row[3]}/check", {"code": "00000"}) for row in made.rows for _ in range(3)]
         sends = {
             KINDS[0]: [post("/bench/floor", {"code": "0000"}) for _ in range(requests)],
             KINDS[1]: [post("/v1/verifications", {"phone": next(PHONES)}) for _ in range(requests)],
-            KINDS[2]: checks[:requests],
+            KINDS[2]: [post(f"/v1/verifications/{row[3]}/check", {"code": "00000"})
+                       for row in made.rows for _ in range(3)][:requests],
         }
+        spied = {}
         for n, kind in enumerate(KINDS):
-            raw = (keep or work) / f"py-spy-{n}.txt"
+            raw = (keep.resolve() if keep else work) / f"py-spy-{n}.txt"
             raw.parent.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            spied[kind] = port, raw, stack.start_web(port, stack.env(), wrap=[
-                spy, "record", "--gil", "--subprocesses", "--nolineno", "-r", str(rate), "-f", "raw", "-o", str(raw),
-                "--"])
-        # The kinds take turns, a round each at a time, so that a shared machine's drift falls on all three.
+            # Stopped before the stack, which would stop py-spy and leave its gunicorn running.
+            cleanup.callback(_stop_under, stack, port)
+            stack.start_web(port, stack.env(), wrap=[spy, "record", "--gil", "--subprocesses", "--nolineno",
+                                                     "-r", str(rate), "-f", "raw", "-o", str(raw), "--"])
+            spied[kind] = port, raw
         for r in range(rounds):
-            for kind, (port, _, _) in spied.items():
+            for kind, (port, _) in spied.items():
                 result = load.run(sends[kind][r::rounds], port=port)
                 if set(result.statuses()) - {200, 202}:
                     raise RuntimeError(f"{kind}: {result.statuses()}; see {work}")
         counts = {}
-        for kind, (port, raw, process) in spied.items():
-            _stop_under(process)
-            del stack.web[port]
+        for kind, (port, raw) in spied.items():
+            _stop_under(stack, port)
             if not raw.exists():
                 raise RuntimeError(f"py-spy wrote no samples; see {work}/web-{port}.log")
             counts[kind] = parts(raw.read_text())
-        return counts
-    finally:
-        for port, _, process in spied.values():
-            if port in stack.web:
-                _stop_under(process)
-                del stack.web[port]
-        load.close()
-        stack.stop()
+    shutil.rmtree(work, ignore_errors=True)  # kept when something failed, for its logs
+    return counts
 
 
-def _stop_under(spy: subprocess.Popen) -> None:
-    """Stop the gunicorn py-spy runs; py-spy writes its samples once its child has gone."""
-    for master in children(spy.pid)[:1]:
-        os.kill(master, signal.SIGTERM)
-    spy.wait(60)
+def _stop_under(stack: Stack, port: int) -> None:
+    """Stop the gunicorn on `port` that py-spy runs: py-spy writes its samples once its child has gone
+    (a SIGTERM to py-spy itself would end it without them and leave gunicorn running)."""
+    spy = stack.web.pop(port, None)
+    if spy is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(Path(f"/proc/{spy.pid}/task/{spy.pid}/children").read_text().split()[0]), signal.SIGTERM)
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        spy.send_signal(signal.SIGINT)  # py-spy's own stop, on Ctrl-C
+        spy.wait(30)
 
 
 def parts(raw: str) -> collections.Counter:
@@ -140,7 +160,7 @@ def parts(raw: str) -> collections.Counter:
 def part(frames: list[str]) -> str:
     inside = [i for i, frame in enumerate(frames) if IN_APP in frame]
     if not inside:
-        return GUNICORN_LOG if any("(gunicorn/glogging.py" in f or "(logging/" in f for f in frames) else GUNICORN
+        return GUNICORN_LOG if any(ACCESS_LOG in frame for frame in frames) else GUNICORN
     below = frames[inside[-1] + 1:]
     for name, own in LIBRARIES:
         if any(mark in frame for frame in below for mark in own):
@@ -160,8 +180,8 @@ def table(counts: dict[str, collections.Counter], requests: int, rate: int) -> s
     if not floor:
         raise RuntimeError("no samples of the floor's requests")
     share = {kind: {name: c[name] / floor for name in ORDER} for kind, c in counts.items()}
-    lines = [f"Where the web app's CPU goes (py-spy --gil at {rate} Hz, {requests} requests of each kind), per "
-             "request, as a share of a floor request's samples:", "",
+    lines = [f"Where the web app's time goes (py-spy --gil at {rate} Hz, {requests} requests of each kind), "
+             "per request, as a share of a floor request's samples:", "",
              "| Part | Floor | Start | Check, wrong code | Start − floor | Check − floor |",
              "|---|---:|---:|---:|---:|---:|"]
     floor_share, start, check = (share[kind] for kind in KINDS)

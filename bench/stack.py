@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -74,7 +75,7 @@ class Stack:
         self.worker = self._start_worker()
         return self
 
-    def start_web(self, port: int, env: dict, wrap: list[str] = ()) -> subprocess.Popen:
+    def start_web(self, port: int, env: dict, wrap: Sequence[str] = ()) -> subprocess.Popen:
         """A gunicorn on `port`, once it answers; `wrap` is a command it runs under (a profiler)."""
         with open(self.workdir / f"web-{port}.log", "ab") as log:
             process = subprocess.Popen(
@@ -134,7 +135,7 @@ class Stack:
 
     def worker_rss(self) -> tuple[int, int]:
         """(RSS of the worker's main process, RSS of it and its pool processes), in bytes."""
-        pids = [self.worker.pid, *children(self.worker.pid)]
+        pids = [self.worker.pid, *_children(self.worker.pid)]
         sizes = [_rss(pid) for pid in pids]
         return sizes[0], sum(sizes)
 
@@ -143,7 +144,7 @@ class Stack:
     def server_cpu(self, port: int | None = None) -> tuple[float, float]:
         """CPU seconds spent so far by the gunicorn on `port` (master and workers) and by Redis."""
         gunicorn = self.web[port or self.port].pid
-        return (sum(_cpu(pid) for pid in [gunicorn, *children(gunicorn)]),
+        return (sum(_cpu(pid) for pid in [gunicorn, *_children(gunicorn)]),
                 _cpu(self.redis_server.process.pid))
 
     # --- Redis ---
@@ -160,12 +161,11 @@ class Stack:
         return redis.Redis.from_url(f"{self.redis_server.url}/{db}", decode_responses=True)
 
 
-def children(pid: int) -> list[int]:
-    """Every process below `pid`: each child, then the processes below it."""
+def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            found += [int(child), *children(int(child))]
+            found += [int(child), *_children(int(child))]
     return found
 
 
