@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -64,4 +65,9 @@ def ms_to_datetime(ms: int) -> datetime:
 
 def iso(ms: int) -> str:
     """ISO 8601 in UTC with milliseconds, e.g. 2026-11-26T10:37:14.123Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ms // 1000)) + f"{ms % 1000:03d}Z"
+    return _iso_second(ms // 1000) + f"{ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)  # a resource's created and updated, and the requests of one second
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))

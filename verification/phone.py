@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 
@@ -77,13 +79,18 @@ def check_destination(number: phonenumbers.PhoneNumber, allowed_countries=(), bl
         if region not in {c.upper() for c in allowed_countries}:
             raise RefusedDestination(f"phone numbers from {region} are not accepted", "country_not_allowed",
                                      country=region)
-    blocked = {t.upper() for t in blocked_types} - {"NONE"}
+    blocked = _blocked(tuple(blocked_types))
     if not blocked:
         return
     name = _TYPE_NAMES.get(phonenumbers.number_type(number) if kind is None else kind, "UNKNOWN")
     if name in blocked:
         raise RefusedDestination(f"{name.lower().replace('_', ' ')} numbers cannot receive verification codes",
                                  "number_type_not_allowed", numberType=name.lower())
+
+
+@functools.lru_cache(maxsize=8)  # the settings' one tuple, read at every start
+def _blocked(types: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(t.upper() for t in types) - {"NONE"}
 
 
 _TYPE_NAMES = {value: name for name, value in vars(phonenumbers.PhoneNumberType).items() if name.isupper()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Caller:
     key_id: str | None = None
 
 
+@functools.lru_cache(maxsize=64)  # called with accepted keys only (auth.py), which the settings hold anyway
 def key_fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -48,6 +50,7 @@ def caller() -> Caller:
     return Caller(ip=client_network(request.remote_addr), key_id=g.get("api_key_id"))
 
 
+@functools.lru_cache(maxsize=256)  # a caller's requests come from one address, parsed once
 def client_network(address: str | None) -> str | None:
     """An IPv4 address as is; an IPv6 address as its /64, which one subscriber usually holds whole."""
     try:
@@ -108,6 +111,11 @@ def _key(name: str, item: RateLimitItem, ident: str) -> str:
     others where the library's Redis storage would keep them, its prefix, then the item's own key."""
     if name == STARTS_PER_PHONE:
         return keys.phone(ident)
+    return _library_key(name, item, ident)
+
+
+@functools.lru_cache(maxsize=1024)  # a few keys per caller (its API key, its address) and the global one
+def _library_key(name: str, item: RateLimitItem, ident: str) -> str:
     return f"{keys.LIMITS_PREFIX}:{item.key_for(name, ident)}"
 
 
