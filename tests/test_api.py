@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import API_KEY, code_in, wait_for, wrong_code
 from verification import keys
+from verification.model import iso
 
 PHONE = "+14155550100"
 
@@ -170,3 +171,14 @@ def test_finished_records_are_kept_for_the_retention_period(make_app, twilio, wo
 def test_responses_are_not_cached(client, worker):
     response = start(client)
     assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("ms", "text"), [
+    (0, "1970-01-01T00:00:00.000Z"),
+    (1767323045250, "2026-01-02T03:04:05.250Z"),
+    (1767323045999, "2026-01-02T03:04:05.999Z"),  # the same second as the one before, kept: its own ms
+    (1767323046000, "2026-01-02T03:04:06.000Z"),
+    (-1, "1969-12-31T23:59:59.999Z"),
+])
+def test_times_are_iso_8601_in_utc_with_milliseconds(ms, text):
+    assert iso(ms) == text

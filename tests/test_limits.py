@@ -141,9 +141,38 @@ def test_ipv6_clients_are_counted_by_their_64(make_app, twilio, worker, state):
     ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
     ("::ffff:203.0.113.7", "203.0.113.7"),
     (None, None),
+    ("", None),
+    ("not-an-address", "not-an-address"),
+    ("x" * 8000, "x" * 8000),
 ])
 def test_client_network(address, counted_as):
+    # Twice: the second answer comes from the cache of recent addresses, where one is kept.
     assert ratelimits.client_network(address) == counted_as
+    assert ratelimits.client_network(address) == counted_as
+
+
+def test_only_what_can_be_an_address_is_kept():
+    ratelimits._client_network.cache_clear()
+    ratelimits.client_network("z" * 8000)  # what a client behind a misconfigured PROXY_FIX_HOPS may send
+    assert ratelimits._client_network.cache_info().currsize == 0
+    ratelimits.client_network("203.0.113.7")
+    assert ratelimits._client_network.cache_info().currsize == 1
+
+
+def test_every_limit_has_its_key_where_the_library_keeps_it_but_a_numbers(service_env):
+    # A key that changed would start every caller's count afresh at a deploy.
+    settings = Settings.from_env(service_env, LIMIT_STARTS_PER_PHONE="5/10 minutes",
+                                 LIMIT_STARTS_PER_API_KEY="20/minute", LIMIT_STARTS_PER_IP="10/minute;100/hour",
+                                 LIMIT_SMS_GLOBAL="1000/minute")
+    for ip in ("203.0.113.7", "y" * 100):  # an address kept, and a string too long to be one
+        slots = ratelimits.Limiter(settings).start(PHONE, ratelimits.Caller(ip=ip, key_id="0123456789abcdef"))
+        assert [slot.key for slot in slots] == [
+            keys.phone(PHONE),
+            "LIMITS:LIMITER/starts_per_api_key/0123456789abcdef/20/1/minute",
+            f"LIMITS:LIMITER/starts_per_ip/{ip}/10/1/minute",
+            f"LIMITS:LIMITER/starts_per_ip/{ip}/100/1/hour",
+            "LIMITS:LIMITER/sms_global/all/1000/1/minute",
+        ]
 
 
 def test_global_sms_budget_and_a_refusal_spends_no_other_limit(make_app, twilio, worker, state):

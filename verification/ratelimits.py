@@ -50,9 +50,20 @@ def caller() -> Caller:
     return Caller(ip=client_network(request.remote_addr), key_id=g.get("api_key_id"))
 
 
-@functools.lru_cache(maxsize=256)  # a caller's requests come from one address, parsed once
 def client_network(address: str | None) -> str | None:
     """An IPv4 address as is; an IPv6 address as its /64, which one subscriber usually holds whole."""
+    if address and len(address) <= _LONGEST_KEPT:
+        return _client_network(address)  # a caller's requests come from one address: parsed once
+    return _client_network.__wrapped__(address)
+
+
+# Longer than any address (45 characters at most) or any identifier a limit's key has: worked out every
+# time rather than kept, so a client a misconfigured PROXY_FIX_HOPS trusts cannot fill a cache with 8 KB.
+_LONGEST_KEPT = 64
+
+
+@functools.lru_cache(maxsize=256)
+def _client_network(address: str | None) -> str | None:
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
@@ -111,6 +122,8 @@ def _key(name: str, item: RateLimitItem, ident: str) -> str:
     others where the library's Redis storage would keep them, its prefix, then the item's own key."""
     if name == STARTS_PER_PHONE:
         return keys.phone(ident)
+    if len(ident) > _LONGEST_KEPT:
+        return _library_key.__wrapped__(name, item, ident)
     return _library_key(name, item, ident)
 
 
