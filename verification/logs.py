@@ -7,8 +7,8 @@ import json
 import logging
 import re
 import sys
-import time
 
+from verification.model import utc_second
 from verification.phone import mask
 
 # A LogRecord's own attributes; anything else on a record came in through `extra=`.
@@ -69,20 +69,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, verification_id and other extras."""
 
     # A line for every check and start: what does not change from line to line is made once (the
-    # encoder, the time to the second), and extras are looked for only when a record has any.
+    # encoder, the time to the second: utc_second keeps it), and extras are looked for only when a
+    # record has any.
     _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._second = (None, "")  # (whole second, its text): one tuple, so threads never mix two
-
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        cached = self._second
-        if cached[0] != second:
-            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         entry = {
-            "time": f"{cached[1]}.{int(record.msecs):03d}+00:00",
+            "time": f"{utc_second(int(record.created))}.{int(record.msecs):03d}+00:00",
             "level": record.levelname,
             "logger": record.name,
             "message": scrub(record.getMessage()),

@@ -65,9 +65,10 @@ def ms_to_datetime(ms: int) -> datetime:
 
 def iso(ms: int) -> str:
     """ISO 8601 in UTC with milliseconds, e.g. 2026-11-26T10:37:14.123Z."""
-    return _iso_second(ms // 1000) + f"{ms % 1000:03d}Z"
+    return f"{utc_second(ms // 1000)}.{ms % 1000:03d}Z"
 
 
-@functools.lru_cache(maxsize=1024)  # a resource's created and updated, and the requests of one second
-def _iso_second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+@functools.lru_cache(maxsize=1024)  # a resource's created and updated, a log line's time, a second's requests
+def utc_second(second: int) -> str:
+    """A whole second since 1970 as ISO 8601 in UTC, without a zone: 2026-11-26T10:37:14."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
