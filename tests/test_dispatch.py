@@ -101,13 +101,68 @@ def test_a_refused_start_queues_nothing_and_announces_nothing(iso_app, iso_env):
     seen, deadline = [], time.monotonic() + 2
     while time.monotonic() < deadline:
         message = events.get_message(timeout=0.1)
-        event = json.loads(json.loads(message["data"])["body"]) if message else {}
-        if event.get("type", "").startswith("task-"):  # not a worker's heartbeat
-            seen.append(event)
+        if message:
+            seen.append((message["channel"].rsplit("/", 1)[1], json.loads(json.loads(message["data"])["body"])))
     events.close()
     broker.close()
-    assert sorted((e["type"], e["name"], e["args"]) for e in seen) == sorted(
-        ("task-sent", task, repr([first.json["id"]])) for task in TASKS)
+    # One message of both task-sent events, as a list: how a worker sends its own (`task.multi`).
+    [(routing_key, both)] = [(key, body) for key, body in seen if key.startswith("task.")]  # no heartbeats
+    assert routing_key == "task.multi"
+    assert [(e["type"], e["name"], e["args"]) for e in both] == [
+        ("task-sent", task, repr([first.json["id"]])) for task in TASKS]
+
+
+def sent_events(broker_url: str, start) -> list[tuple[str, object]]:
+    """(routing key, body) of each task event message published while `start()` runs."""
+    with redis.Redis.from_url(broker_url, decode_responses=True) as broker:
+        events = broker.pubsub(ignore_subscribe_messages=True)
+        events.psubscribe("*celeryev*")
+        events.get_message(timeout=1)  # the subscription is in place
+        start()
+        seen, deadline = [], time.monotonic() + 1
+        while time.monotonic() < deadline:
+            message = events.get_message(timeout=0.1)
+            if message and "/task." in message["channel"]:  # not a worker's heartbeat
+                seen.append((message["channel"].rsplit("/", 1)[1], json.loads(json.loads(message["data"])["body"])))
+        events.close()
+    return seen
+
+
+@pytest.mark.parametrize("path", ["with the start", "after the start"])
+def test_a_start_announces_both_tasks_in_one_event_message(iso_app, iso_env, iso_celery, monkeypatch, path):
+    """Both task-sent events go in one message, a list under `task.multi` as a worker sends its own, when
+    create.lua queues the start's messages and when they are sent after it (a broker elsewhere)."""
+    if path == "after the start":
+        monkeypatch.setattr(CeleryDispatcher, "with_start", lambda *_: None)
+    ids = []
+    seen = sent_events(iso_env["CELERY_BROKER_URL"], lambda: ids.append(
+        authorized(iso_app()).post("/v1/verifications", json={"phone": "+14155550197"}).json["id"]))
+    [(routing_key, both)] = seen
+    assert routing_key == "task.multi"
+    assert [(e["type"], e["name"], e["args"], e["kwargs"]) for e in both] == [
+        ("task-sent", task, repr(ids), "{}") for task in TASKS]
+    queued_ids = {json.loads(raw)["headers"]["task"]: json.loads(raw)["headers"]["id"]
+                  for raw in redis.Redis.from_url(iso_env["CELERY_BROKER_URL"]).lrange("celery", 0, -1)}
+    assert [e["uuid"] for e in both] == [queued_ids[task] for task in TASKS]
+    send, expire = both
+    assert send["eta"] is None and expire["eta"]  # the expiry's countdown, as its message has it
+    assert {e["hostname"] for e in both} == {iso_celery.events.Dispatcher(enabled=False).hostname}
+    assert send["clock"] < expire["clock"]
+
+
+def test_with_task_sent_events_off_a_start_announces_nothing(iso_app, iso_env, iso_celery, monkeypatch):
+    iso_celery.conf.task_send_sent_event = False
+
+    def after(*_):
+        raise AssertionError("sent after the start")
+
+    monkeypatch.setattr(CeleryDispatcher, "new_verification", after)  # create.lua still queues them
+    response = []
+    seen = sent_events(iso_env["CELERY_BROKER_URL"], lambda: response.append(
+        authorized(iso_app()).post("/v1/verifications", json={"phone": "+14155550198"})))
+    assert response[0].status_code == 202
+    assert seen == []
+    assert queued(iso_env["CELERY_BROKER_URL"]) == sorted((response[0].json["id"], task) for task in TASKS)
 
 
 def test_starts_build_their_messages_with_one_kept_producer(iso_app, iso_env, iso_celery, monkeypatch):

@@ -81,6 +81,8 @@ def test_flower_shows_the_tasks_of_a_verification_and_no_code(flower, make_app, 
     # What the lean message left out, the worker put back: args and kwargs as Celery would show them.
     assert {(task["args"], task["kwargs"]) for task in found.values()} == {(f"['{verification_id}']", "{}")}
     assert found["verification.expire"]["state"] in {"RECEIVED", "PENDING"}  # waiting for its countdown
+    # Both were shown from when they were sent: the start's one message of their task-sent events.
+    assert all(task["sent"] for task in found.values())
 
     shown = json.dumps(tasks_seen(flower))
     for task_id in (task["uuid"] for task in found.values()):

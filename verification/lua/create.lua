@@ -60,8 +60,8 @@ end
 redis.call('SET', KEYS[2], table.concat(entry, ' '), 'EX', longest)
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
--- The start's two task messages and their task-sent events, as kombu would have sent them: in the
--- broker's database, last, so the script switches database once.
+-- The start's two task messages and the one message of their task-sent events, as kombu would have
+-- sent them: in the broker's database, last, so the script switches database once.
 if #ARGV >= queued then
   redis.call('SELECT', ARGV[queued])
   for i = queued + 1, #ARGV, 3 do
