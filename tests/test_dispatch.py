@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from tests.conftest import build_app, celery_for, code_in, wait_for
-from tests.isolated import _SETTINGS as SETTINGS, authorized, iso_app, iso_celery, iso_env, workers  # noqa: F401
+from tests.isolated import _SETTINGS as SETTINGS, BROKER_DB, authorized  # noqa: F401
+from tests.isolated import iso_app, iso_celery, iso_env, workers  # noqa: F401
 from verification import keys
 from verification.dispatch import TASKS, CeleryDispatcher, _same_server_db
 
@@ -92,7 +93,9 @@ def test_a_start_stores_and_queues_in_one_step(iso_app, iso_env, monkeypatch):
 def test_a_refused_start_queues_nothing_and_announces_nothing(iso_app, iso_env):
     broker = redis.Redis.from_url(iso_env["CELERY_BROKER_URL"], decode_responses=True)
     events = broker.pubsub(ignore_subscribe_messages=True)
-    events.psubscribe("*celeryev*")  # Flower's task-sent events
+    # Flower's task-sent events on this test's broker (pub/sub spans databases: the shared worker's
+    # own task events come on /1.celeryev/...)
+    events.psubscribe(f"/{BROKER_DB}.celeryev/*")
     client = authorized(iso_app(LIMIT_STARTS_PER_PHONE="1/minute"))
     first = client.post("/v1/verifications", json={"phone": "+14155550193"})
     refused = client.post("/v1/verifications", json={"phone": "+14155550193"})
@@ -116,7 +119,7 @@ def sent_events(broker_url: str, start) -> list[tuple[str, object]]:
     """(routing key, body) of each task event message published while `start()` runs."""
     with redis.Redis.from_url(broker_url, decode_responses=True) as broker:
         events = broker.pubsub(ignore_subscribe_messages=True)
-        events.psubscribe("*celeryev*")
+        events.psubscribe(f"/{BROKER_DB}.celeryev/*")  # this test's broker only: pub/sub spans databases
         events.get_message(timeout=1)  # the subscription is in place
         start()
         seen, deadline = [], time.monotonic() + 1
@@ -145,9 +148,22 @@ def test_a_start_announces_both_tasks_in_one_event_message(iso_app, iso_env, iso
                   for raw in redis.Redis.from_url(iso_env["CELERY_BROKER_URL"]).lrange("celery", 0, -1)}
     assert [e["uuid"] for e in both] == [queued_ids[task] for task in TASKS]
     send, expire = both
-    assert send["eta"] is None and expire["eta"]  # the expiry's countdown, as its message has it
-    assert {e["hostname"] for e in both} == {iso_celery.events.Dispatcher(enabled=False).hostname}
+    assert send["eta"] is None and expire["eta"].endswith("+00:00")  # the expiry's countdown, as its message has it
+    assert all((e["queue"], e["exchange"], e["routing_key"]) == ("celery", "", "celery") for e in both)
     assert send["clock"] < expire["clock"]
+
+    # Each event has what Celery's own sender would have put in it.
+    class Capture:
+        def publish(self, body, **_):
+            self.body = body
+
+    made_by_celery = Capture()
+    own = ("type", "hostname", "utcoffset", "pid", "clock", "timestamp")
+    iso_celery.events.Dispatcher(enabled=False).publish(
+        "task-sent", {k: v for k, v in expire.items() if k not in own}, made_by_celery)
+    assert made_by_celery.body.keys() == expire.keys()
+    assert {k: expire[k] for k in ("type", "hostname", "utcoffset", "pid")} == {
+        k: made_by_celery.body[k] for k in ("type", "hostname", "utcoffset", "pid")}
 
 
 def test_with_task_sent_events_off_a_start_announces_nothing(iso_app, iso_env, iso_celery, monkeypatch):

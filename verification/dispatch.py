@@ -169,7 +169,7 @@ class CeleryDispatcher(Dispatcher):
             create_sent_event=events is not None, argsrepr=repr([verification_id]), kwargsrepr="{}",
             # What Celery would work out again for each message: the time a countdown counts from
             # (app.now() converts it through the app's zone, which an ETA with its offset does not
-            # need), and this process's name (a hostname lookup).
+            # need), and this process's name (`origin`, which _lean_message drops).
             now=datetime.datetime.now(datetime.timezone.utc), origin=_origin(os.getpid()))
         amqp.send_task_message(producer, name, message, declare=[], retry=False, event_dispatcher=events)
 
@@ -270,7 +270,7 @@ class CeleryDispatcher(Dispatcher):
         # events: three round trips one by one. kombu's Producer.batch() (kombu >= 5.7, Redis transport)
         # sends them as one pipeline. Both tasks tolerate a duplicate (the send ledger, a no-op expiry),
         # so a batch whose delivery is uncertain is simply sent again one message at a time, with
-        # Celery's retries (and an event message for each).
+        # Celery's retries (then each task has an event message of its own: four round trips).
         with self.celery.producer_or_acquire() as producer:
             if getattr(producer, "supports_batch_publish", False):
                 try:
@@ -286,7 +286,7 @@ class CeleryDispatcher(Dispatcher):
 
 @functools.lru_cache(maxsize=1)
 def _origin(pid: int) -> str:
-    """A message's `origin` header, as Celery names the sending process (one hostname lookup per process)."""
+    """A message's `origin` header, as Celery names the sending process: made once per process."""
     return anon_nodename()
 
 
