@@ -173,9 +173,10 @@ class CeleryDispatcher(Dispatcher):
             now=datetime.datetime.now(datetime.timezone.utc), origin=_origin(os.getpid()))
         amqp.send_task_message(producer, name, message, declare=[], retry=False, event_dispatcher=events)
 
-    def _publish_both(self, producer, verification_id: str, countdown: float, events=None) -> None:
+    def _publish_both(self, producer, verification_id: str, countdown: float, events=None) -> bool:
         """A start's two tasks and one message of their task-sent events (_SentEvents) in one kombu publish
-        batch: sent as one pipeline, or kept (with_start).
+        batch: sent as one pipeline, or kept (with_start). Whether there were events
+        (`task_send_sent_event`: each read of a Celery setting runs ~20,000 instructions, so one).
 
         `events` is the event sender to make the events with; None, one kept for this.
         """
@@ -188,6 +189,7 @@ class CeleryDispatcher(Dispatcher):
             self._publish(producer, TASKS[1], verification_id, countdown, events=sent)
             if sent:
                 sent.flush(producer)
+        return sent is not None
 
     def _start_builder(self):
         """(producer, event sender, broker db for create.lua or None) for with_start: made once per process,
@@ -248,14 +250,14 @@ class CeleryDispatcher(Dispatcher):
                 channel.create_publish_batch = lambda max_size: collector
                 try:
                     # create.lua sets the deadline a moment after this: the expiry is due just after it.
-                    self._publish_both(producer, verification_id, countdown + _AFTER_DEADLINE, events)
+                    announced = self._publish_both(producer, verification_id, countdown + _AFTER_DEADLINE, events)
                 finally:
                     del channel.create_publish_batch
         except (KombuError, OSError, redis.RedisError):
             return None  # Redis out of reach: the start finds out, and answers 503
         commands = tuple((name, *args) for name, args in collector.commands)
         # The two messages, then the one of their task-sent events (none with task_send_sent_event off).
-        expected = ["lpush", "lpush"] + ["publish"] * bool(self.celery.conf.task_send_sent_event)
+        expected = ["lpush", "lpush"] + ["publish"] * announced
         if [c[0] for c in commands] != expected or any(len(c) != 3 for c in commands):
             global _warned
             if not _warned:
