@@ -11,7 +11,7 @@ from tests.conftest import build_app, celery_for, code_in, wait_for
 from tests.isolated import _SETTINGS as SETTINGS, BROKER_DB, authorized  # noqa: F401
 from tests.isolated import iso_app, iso_celery, iso_env, workers  # noqa: F401
 from verification import keys
-from verification.dispatch import TASKS, CeleryDispatcher, _same_server_db
+from verification.dispatch import TASKS, CeleryDispatcher, _same_server_db, _SentEvents
 
 PHONE = "+14155550191"
 
@@ -164,6 +164,28 @@ def test_a_start_announces_both_tasks_in_one_event_message(iso_app, iso_env, iso
     assert made_by_celery.body.keys() == expire.keys()
     assert {k: expire[k] for k in ("type", "hostname", "utcoffset", "pid")} == {
         k: made_by_celery.body[k] for k in ("type", "hostname", "utcoffset", "pid")}
+
+
+def test_a_held_event_is_made_as_celerys_own_sender_makes_it(iso_celery):
+    """_SentEvents makes each event with its dispatcher's hostname, pid and clock, as
+    EventDispatcher.publish does, and holds it until flushed."""
+    dispatcher = iso_celery.events.Dispatcher(enabled=False, hostname="web@held-test")
+    fields = {"uuid": "t1", "name": "verification.expire", "args": "['v']", "kwargs": "{}"}
+    held = _SentEvents(dispatcher)
+    held.publish("task-sent", dict(fields), None, retry=False, retry_policy=None)
+
+    class Capture:
+        def publish(self, body, **_):
+            self.body = body
+
+    celerys = Capture()
+    dispatcher.publish("task-sent", dict(fields), celerys)
+    [event] = held.held
+    assert event.keys() == celerys.body.keys()
+    assert {k: event[k] for k in ("type", "hostname", "pid", "utcoffset", *fields)} == {
+        k: celerys.body[k] for k in ("type", "hostname", "pid", "utcoffset", *fields)}
+    assert event["hostname"] == "web@held-test"
+    assert event["clock"] < celerys.body["clock"]  # the same clock, forwarded by each
 
 
 def test_with_task_sent_events_off_a_start_announces_nothing(iso_app, iso_env, iso_celery, monkeypatch):

@@ -176,7 +176,7 @@ class CeleryDispatcher(Dispatcher):
     def _publish_both(self, producer, verification_id: str, countdown: float, events=None) -> bool:
         """A start's two tasks and one message of their task-sent events (_SentEvents) in one kombu publish
         batch: sent as one pipeline, or kept (with_start). Whether there were events
-        (`task_send_sent_event`: each read of a Celery setting runs ~20,000 instructions, so one).
+        (`task_send_sent_event`, read once here: a read of a Celery setting runs ~20,000 instructions).
 
         `events` is the event sender to make the events with; None, one kept for this.
         """
@@ -187,7 +187,7 @@ class CeleryDispatcher(Dispatcher):
         with producer.batch():
             self._publish(producer, TASKS[0], verification_id, events=sent)
             self._publish(producer, TASKS[1], verification_id, countdown, events=sent)
-            if sent:
+            if sent is not None:
                 sent.flush(producer)
         return sent is not None
 
