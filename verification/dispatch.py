@@ -170,7 +170,7 @@ class CeleryDispatcher(Dispatcher):
             # What Celery would work out again for each message: the time a countdown counts from
             # (app.now() converts it through the app's zone, which an ETA with its offset does not
             # need), and this process's name (`origin`, which _lean_message drops).
-            now=datetime.datetime.now(datetime.timezone.utc), origin=_origin(os.getpid()))
+            now=datetime.datetime.now(datetime.timezone.utc) if countdown else None, origin=_origin(os.getpid()))
         amqp.send_task_message(producer, name, message, declare=[], retry=False, event_dispatcher=events)
 
     def _publish_both(self, producer, verification_id: str, countdown: float, events=None) -> bool:
