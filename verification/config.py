@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields, replace
 import phonenumbers
 from limits import parse_many
 
+from verification import phone
+
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
@@ -179,7 +181,7 @@ def _check_abuse_settings(s: Settings) -> None:
     unknown = sorted(c for c in s.ALLOWED_COUNTRIES if c.upper() not in phonenumbers.SUPPORTED_REGIONS)
     if unknown:
         raise ConfigError(f"ALLOWED_COUNTRIES has unknown region code(s): {', '.join(unknown)}")
-    types = {t.upper() for t in s.BLOCKED_NUMBER_TYPES} - {"NONE"}
+    types = phone.blocked_type_names(tuple(s.BLOCKED_NUMBER_TYPES))
     unknown = sorted(t for t in types if not hasattr(phonenumbers.PhoneNumberType, t))
     if unknown:
         raise ConfigError(f"BLOCKED_NUMBER_TYPES has unknown type(s): {', '.join(unknown)}")

@@ -79,7 +79,7 @@ def check_destination(number: phonenumbers.PhoneNumber, allowed_countries=(), bl
         if region not in {c.upper() for c in allowed_countries}:
             raise RefusedDestination(f"phone numbers from {region} are not accepted", "country_not_allowed",
                                      country=region)
-    blocked = _blocked(tuple(blocked_types))
+    blocked = blocked_type_names(tuple(blocked_types))
     if not blocked:
         return
     name = _TYPE_NAMES.get(phonenumbers.number_type(number) if kind is None else kind, "UNKNOWN")
@@ -89,7 +89,8 @@ def check_destination(number: phonenumbers.PhoneNumber, allowed_countries=(), bl
 
 
 @functools.lru_cache(maxsize=8)  # the settings' one tuple, read at every start
-def _blocked(types: tuple[str, ...]) -> frozenset[str]:
+def blocked_type_names(types: tuple[str, ...]) -> frozenset[str]:
+    """BLOCKED_NUMBER_TYPES as the PhoneNumberType names it blocks ("none" blocks none)."""
     return frozenset(t.upper() for t in types) - {"NONE"}
 
 
