@@ -75,11 +75,11 @@ class Stack:
         self.worker = self._start_worker()
         return self
 
-    def start_web(self, port: int, env: dict, wrap: Sequence[str] = ()) -> subprocess.Popen:
-        """A gunicorn on `port`, once it answers; `wrap` is a command it runs under (a profiler)."""
+    def start_web(self, port: int, env: dict, wrap: Sequence[str] = (), app: str = "web:app") -> subprocess.Popen:
+        """A gunicorn serving `app` on `port`, once it answers; `wrap` is a command it runs under (a profiler)."""
         with open(self.workdir / f"web-{port}.log", "ab") as log:
             process = subprocess.Popen(
-                [*wrap, sys.executable, "-m", "gunicorn", "web:app", "-b", f"127.0.0.1:{port}", *self.web_args,
+                [*wrap, sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", *self.web_args,
                  "--backlog", "2048"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.web[port] = process
         deadline = time.monotonic() + 30

@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from bench import plot, profile
+from bench import ablate, ablation, plot, profile
 from bench.instructions import KINDS
 from verification.redis_server import bundled_valkey
 
@@ -114,6 +114,32 @@ def test_profile_runs_and_puts_each_part_in_its_row():
     assert all(share > 0 for values in (rows[profile.GUNICORN], rows[profile.FLASK]) for share in values[:3])
     assert start[-1] > 1.2  # two task messages and a number's validation: well over a floor request
     assert all(abs(values[3] - (values[1] - values[0])) < 0.015 for values in rows.values())
+
+
+@pytest.mark.slow
+def test_ablation_serves_each_variant_and_confirms_what_it_took_out():
+    """`python -m bench.ablate` times checks on a gunicorn per variant; before printing, it has checked that
+    each variant lost its log lines, its metrics or its spent attempt as it says, and kept the rest."""
+    run = subprocess.run([sys.executable, "-m", "bench.ablate", "--checks", "24", "--rounds", "2", "--clients", "2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in run.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| The check")]
+    assert [row[0] for row in rows] == [ablate.FLOOR, *(label for label, _, _ in ablate.VARIANTS)]
+    assert rows[0][1] == "100% (100%-100%)" and rows[0][2] == rows[1][2] == ""
+    for row in rows:
+        assert re.fullmatch(r"\d+% \(\d+%-\d+%\)", row[1]), row
+        assert all(float(cpu) > 0 for cpu in row[3:5]), row
+    assert all(re.fullmatch(r"[+-]\d+", row[2]) for row in rows[2:])
+
+
+def test_ablation_refuses_a_part_it_does_not_know_or_cannot_find():
+    assert ablation.parts(" log, hgetall ,") == ["log", "hgetall"]
+    with pytest.raises(ValueError, match="unknown part"):
+        ablation.parts("log,cache")
+    # A part renamed in the app: the variant fails to start rather than quietly match the shipped one.
+    with pytest.raises(AttributeError, match="out of step"):
+        ablation._replace(ablation.store.Store, "check_code", None)
 
 
 def test_profile_puts_a_sample_in_one_part():

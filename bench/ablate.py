@@ -1,0 +1,181 @@
+"""`python -m bench.ablate [--checks N] [--rounds R]`: what each part of a check costs, by taking it out.
+
+`bench.profile` and `bench.instructions` see the web app's own code only: not Redis's time, nor what
+waiting on Redis does to the web app. This serves wrong-code checks from gunicorns that differ in one
+thing each (VARIANTS): the shipped app twice (how far two identical servers differ), and the app with
+parts of the check taken out as it is built (`bench/ablation.py`, `gunicorn bench.ablation:app`) or
+with the per-IP rate limit off. They share the benchmark's stack (`-w 2 -k sync`, the project's
+gunicorn.conf.py, rate limits on with ceilings no run reaches, the worker paused) and its Redis. Each
+of R rounds sends N/R checks to every variant in turn (the order reversed every other round), each
+between two runs of the floor (N/R/2 requests), as the benchmark does. A variant's figure is the
+median of its rounds' throughput over the mean of the floor just before and just after, with their
+range; the change is the median of its difference from the shipped check's in the same round. Beside
+them, the CPU per check of the variant's gunicorn and of Redis, over all rounds. Before it prints,
+it confirms that each variant lost what it should (its log lines, its metrics, its spent attempt)
+and kept the rest. About three minutes at the defaults on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from bench.load import Load, post
+from bench.phases import PHONES
+from bench.stack import API_KEY, Stack
+from verification.redis_server import free_port
+
+LIMIT_OFF = {"LIMIT_CHECKS_PER_IP": "off"}
+SHIPPED = "As shipped"
+# (label, parts of bench/ablation.py taken out, environment); the first is the stack's own gunicorn.
+VARIANTS = (
+    (SHIPPED, "", {}),
+    ("As shipped: a second, identical gunicorn", "", {}),
+    ("The service's log line off", "log", {}),
+    ("The per-IP rate limit off", "", LIMIT_OFF),
+    ("The log line, the metrics, the HMAC and the rate limit off", "log,metrics,hmac", LIMIT_OFF),
+    ("`check.lua` replaced by a script that only runs `HGETALL` (no rate limit)", "script", {}),
+    ("`check.lua` replaced by `HGETALL` (no rate limit)", "hgetall", {}),
+    ("All of the above out", "log,metrics,hmac,hgetall", LIMIT_OFF),
+)
+FLOOR = "Floor: POST /bench/floor"
+WRONG = {"code": "00000"}  # five digits are never a 4-digit code: every check is a wrong one
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ablate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checks", type=int, default=8000, help="wrong-code checks sent to each variant (default 8000)")
+    p.add_argument("--rounds", type=int, default=8, help="rounds the checks are cut into (default 8)")
+    p.add_argument("--clients", type=int, default=4, help="client processes sending load (default 4)")
+    args = p.parse_args(argv)
+    print(table(measure(args.checks, args.rounds, args.clients)))
+    return 0
+
+
+def measure(checks: int, rounds: int, clients: int) -> dict[str, list[tuple[float, float, float, int]]]:
+    """Per kind (the floor, then each variant), per run of it: (throughput over the floor's, web CPU s,
+    Redis CPU s, requests)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-ablate-"))
+    with contextlib.ExitStack() as cleanup:
+        stack = Stack(work, web_workers=2, web_class="sync", web_threads=1, worker_concurrency=1, window=900,
+                      limits=True)
+        cleanup.callback(stack.stop)
+        stack.start()
+        load = Load(stack.port, clients, API_KEY)
+        cleanup.callback(load.close)
+        stack.pause_worker()  # it would take the CPUs the gunicorns run on
+        ports = {SHIPPED: stack.port}
+        for label, ablate, env in VARIANTS[1:]:
+            ports[label] = free_port()
+            stack.start_web(ports[label], stack.env(BENCH_ABLATE=ablate, **env),
+                            app="bench.ablation:app" if ablate else "web:app")
+        # Three wrong checks a verification (it allows four), spread over the variants; the first
+        # requests of each gunicorn (its imports, its first connections) are not timed.
+        per_variant = checks + 3 * clients
+        made = _started(load, -(-per_variant * len(VARIANTS) // 3))
+        sends = [post(f"/v1/verifications/{vid}/check", WRONG) for vid in made for _ in range(3)]
+        floor = [post("/bench/floor", {"code": "0000"})] * max(checks // rounds // 2, 1)
+        timed = {}
+        for n, (label, port) in enumerate(ports.items()):
+            own = sends[n::len(VARIANTS)][:per_variant]
+            _answered(load.run(own[:3 * clients], port=port), label)
+            timed[label] = own[3 * clients:]
+        # Per kind, per run: (throughput over the floor's around it, web CPU s, Redis CPU s, requests).
+        results: dict[str, list] = {FLOOR: [], **{label: [] for label in ports}}
+
+        def timed_run(kind: str, port: int, requests: list) -> tuple[float, tuple]:
+            web0, redis0 = stack.server_cpu(port)
+            result = _answered(load.run(requests, port=port), kind)
+            web1, redis1 = stack.server_cpu(port)
+            return result.throughput, (web1 - web0, redis1 - redis0, len(requests))
+
+        before, cpu = timed_run(FLOOR, stack.port, floor)
+        results[FLOOR].append((1.0, *cpu))
+        for r in range(rounds):
+            for label in ports if r % 2 == 0 else reversed(ports):
+                rps, cpu = timed_run(label, ports[label], timed[label][r::rounds])
+                after, floor_cpu = timed_run(FLOOR, stack.port, floor)
+                # Against the floor just before and just after it: a shared machine drifts within a round.
+                results[label].append((rps / ((before + after) / 2), *cpu))
+                results[FLOOR].append((1.0, *floor_cpu))
+                before = after
+        for label, ablate, _ in VARIANTS:
+            _confirm(stack, ports[label], label, set(filter(None, ablate.split(","))), load)
+    shutil.rmtree(work, ignore_errors=True)  # kept when something failed, for its logs
+    return results
+
+
+def _started(load: Load, count: int) -> list[str]:
+    made = load.run([post("/v1/verifications", {"phone": next(PHONES)}) for _ in range(count)], keep_id=True)
+    if set(made.statuses()) != {202}:
+        raise RuntimeError(f"starts for the checks: {made.statuses()}")
+    return [row[3] for row in made.rows]
+
+
+def _answered(result, kind: str):
+    if set(result.statuses()) != {200}:
+        raise RuntimeError(f"{kind}: {result.statuses()}")
+    return result
+
+
+def _confirm(stack: Stack, port: int, label: str, ablated: set[str], load: Load) -> None:
+    """That the variant on `port` lost what it should and kept the rest, so a table row is what it says."""
+    logged = (stack.workdir / f"web-{port}.log").read_text(errors="replace").count('"check: wrong"')
+    counted = sum(float(value) for value in re.findall(
+        r'^verification_checks_total\{[^}]*outcome="wrong"[^}]*\} (\S+)$', _get(port, "/metrics"), re.MULTILINE))
+    vid = _started(load, 1)[0]
+    remaining = json.loads(_post(port, f"/v1/verifications/{vid}/check", WRONG))["attemptsRemaining"]
+    fresh = json.loads(_get(port, f"/v1/verifications/{_started(load, 1)[0]}"))["attemptsRemaining"]
+    spends = not ablated & {"script", "hgetall"}
+    found = {"log line": logged > 0, "metrics": counted > 0, "a spent attempt": remaining < fresh}
+    wanted = {"log line": "log" not in ablated, "metrics": "metrics" not in ablated, "a spent attempt": spends}
+    if found != wanted:
+        raise RuntimeError(f"{label}: expected {wanted}, found {found}; see {stack.workdir}/web-{port}.log")
+
+
+def _request(port: int, path: str, body: bytes | None = None) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST" if body else "GET",
+                                     headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
+def _get(port: int, path: str) -> str:
+    return _request(port, path)
+
+
+def _post(port: int, path: str, body: dict) -> str:
+    return _request(port, path, json.dumps(body).encode())
+
+
+def table(results: dict[str, list[tuple[float, float, float, int]]]) -> str:
+    ratios = {kind: [row[0] for row in rows] for kind, rows in results.items()}
+    lines = [
+        f"Wrong-code checks against the floor in {len(ratios[SHIPPED])} rounds (see `python -m bench.ablate --help`):",
+        "",
+        "| The check, with | vs floor: median (range) | Change from the shipped check, same round: median "
+        "| Web CPU per check (ms) | Redis CPU per check (ms) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, rows in results.items():
+        mine = ratios[kind]
+        change = "" if kind in (FLOOR, SHIPPED) else \
+            f"{round(statistics.median(a - b for a, b in zip(mine, ratios[SHIPPED])) * 100):+d}"
+        requests = sum(row[3] for row in rows)
+        web, redis_ = (sum(row[i] for row in rows) / requests * 1000 for i in (1, 2))
+        lines.append(f"| {kind} | {statistics.median(mine):.0%} ({min(mine):.0%}-{max(mine):.0%}) | {change} "
+                     f"| {web:.3f} | {redis_:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
