@@ -5,20 +5,20 @@ waiting on Redis does to the web app. This serves wrong-code checks from gunicor
 thing each (VARIANTS): the shipped app twice (how far two identical servers differ), and the app with
 parts of the check taken out as it is built (`bench/ablation.py`, `gunicorn bench.ablation:app`) or
 with the per-IP rate limit off. They share the benchmark's stack (`-w 2 -k sync`, the project's
-gunicorn.conf.py, rate limits on with ceilings no run reaches, the worker paused) and its Redis. Each
-of R rounds sends N/R checks to every variant in turn (the order reversed every other round), each
-between two runs of the floor (N/R/2 requests), as the benchmark does. A variant's figure is the
-median of its rounds' throughput over the mean of the floor just before and just after, with their
-range; the change is the median of its difference from the shipped check's in the same round. Beside
-them, the CPU per check of the variant's gunicorn and of Redis, over all rounds. Before it prints,
-it confirms that each variant lost what it should (its log lines, its metrics, its spent attempt)
-and kept the rest. About three minutes at the defaults on 2 cores.
+gunicorn.conf.py, rate limits on with ceilings no run reaches, the worker paused) and its Redis. After
+a few untimed checks each, and a check that each variant lost what it should and kept the rest (from
+its log, its /metrics, its answers, Redis's command counts and the rate limit's hits: `expected`),
+each of R rounds sends N/R checks to every variant in turn (the order reversed every other round),
+each between two runs of the floor (N/R/2 requests), as the benchmark does. A variant's figure is
+the median of its rounds' throughput over the mean of the floor just before and just after, with
+their range; the change is the median of its difference from the shipped check's in the same round.
+Beside them, the CPU per check of the variant's gunicorn and of Redis, over all rounds. About three
+minutes at the defaults on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import shutil
@@ -28,9 +28,11 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from bench import ablation
 from bench.load import Load, post
 from bench.phases import PHONES
-from bench.stack import API_KEY, Stack
+from bench.stack import API_KEY, Stack, analysis_stack
+from verification import keys
 from verification.redis_server import free_port
 
 LIMIT_OFF = {"LIMIT_CHECKS_PER_IP": "off"}
@@ -40,10 +42,10 @@ VARIANTS = (
     (SHIPPED, "", {}),
     ("As shipped: a second, identical gunicorn", "", {}),
     ("The service's log line off", "log", {}),
-    ("The per-IP rate limit off", "", LIMIT_OFF),
+    ("The rate limit off (per IP, the only one a check has)", "", LIMIT_OFF),
     ("The log line, the metrics, the HMAC and the rate limit off", "log,metrics,hmac", LIMIT_OFF),
-    ("`check.lua` replaced by a script that only runs `HGETALL` (no rate limit)", "script", {}),
-    ("`check.lua` replaced by `HGETALL` (no rate limit)", "hgetall", {}),
+    ("The rate limit off, `check.lua` replaced by a script that only runs `HGETALL`", "script", LIMIT_OFF),
+    ("The rate limit off, `check.lua` replaced by `HGETALL`", "hgetall", LIMIT_OFF),
     ("All of the above out", "log,metrics,hmac,hgetall", LIMIT_OFF),
 )
 FLOOR = "Floor: POST /bench/floor"
@@ -57,6 +59,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=8, help="rounds the checks are cut into (default 8)")
     p.add_argument("--clients", type=int, default=4, help="client processes sending load (default 4)")
     args = p.parse_args(argv)
+    if args.rounds < 1 or args.checks < args.rounds:
+        p.error("--checks must be at least --rounds, and --rounds at least 1")
     print(table(measure(args.checks, args.rounds, args.clients)))
     return 0
 
@@ -65,14 +69,7 @@ def measure(checks: int, rounds: int, clients: int) -> dict[str, list[tuple[floa
     """Per kind (the floor, then each variant), per run of it: (throughput over the floor's, web CPU s,
     Redis CPU s, requests)."""
     work = Path(tempfile.mkdtemp(prefix="bench-ablate-"))
-    with contextlib.ExitStack() as cleanup:
-        stack = Stack(work, web_workers=2, web_class="sync", web_threads=1, worker_concurrency=1, window=900,
-                      limits=True)
-        cleanup.callback(stack.stop)
-        stack.start()
-        load = Load(stack.port, clients, API_KEY)
-        cleanup.callback(load.close)
-        stack.pause_worker()  # it would take the CPUs the gunicorns run on
+    with analysis_stack(work, clients) as (stack, load):
         ports = {SHIPPED: stack.port}
         for label, ablate, env in VARIANTS[1:]:
             ports[label] = free_port()
@@ -85,10 +82,11 @@ def measure(checks: int, rounds: int, clients: int) -> dict[str, list[tuple[floa
         sends = [post(f"/v1/verifications/{vid}/check", WRONG) for vid in made for _ in range(3)]
         floor = [post("/bench/floor", {"code": "0000"})] * max(checks // rounds // 2, 1)
         timed = {}
-        for n, (label, port) in enumerate(ports.items()):
+        for n, (label, ablate, env) in enumerate(VARIANTS):
             own = sends[n::len(VARIANTS)][:per_variant]
-            _answered(load.run(own[:3 * clients], port=port), label)
+            _answered(load.run(own[:3 * clients], port=ports[label]), label)
             timed[label] = own[3 * clients:]
+            _confirm(stack, ports[label], label, expected(ablate, env), load)
         # Per kind, per run: (throughput over the floor's around it, web CPU s, Redis CPU s, requests).
         results: dict[str, list] = {FLOOR: [], **{label: [] for label in ports}}
 
@@ -108,8 +106,6 @@ def measure(checks: int, rounds: int, clients: int) -> dict[str, list[tuple[floa
                 results[label].append((rps / ((before + after) / 2), *cpu))
                 results[FLOOR].append((1.0, *floor_cpu))
                 before = after
-        for label, ablate, _ in VARIANTS:
-            _confirm(stack, ports[label], label, set(filter(None, ablate.split(","))), load)
     shutil.rmtree(work, ignore_errors=True)  # kept when something failed, for its logs
     return results
 
@@ -127,19 +123,48 @@ def _answered(result, kind: str):
     return result
 
 
-def _confirm(stack: Stack, port: int, label: str, ablated: set[str], load: Load) -> None:
-    """That the variant on `port` lost what it should and kept the rest, so a table row is what it says."""
-    logged = (stack.workdir / f"web-{port}.log").read_text(errors="replace").count('"check: wrong"')
+def expected(ablate: str, env: dict) -> dict[str, bool]:
+    """What a variant keeps of the check, by what it takes out (ablate) and its environment."""
+    parts = set(filter(None, ablate.split(",")))
+    scripted = not parts & {"script", "hgetall"}  # check.lua runs: it compares codes and spends attempts
+    return {
+        "log line": "log" not in parts,
+        "metrics": "metrics" not in parts,
+        "spent attempt": scripted,
+        "a script": "hgetall" not in parts,
+        "HMAC": scripted and "hmac" not in parts,  # a made-up stored hash does not match any code's HMAC
+        "rate limit": env.get("LIMIT_CHECKS_PER_IP") != "off",
+    }
+
+
+def _confirm(stack: Stack, port: int, label: str, wanted: dict[str, bool], load: Load) -> None:
+    """That the variant on `port` kept what it should of the check and lost the rest, from what it shows
+    (its log, its /metrics, its answers, Redis's count of scripts run, the rate limit's hits), so that a
+    table row is what it says."""
+    state = stack.redis()
+
+    def hits() -> list:  # the newest hit of each per-IP limit: a check that takes a slot pushes a new one
+        return [state.lindex(key, 0) for key in sorted(state.scan_iter("LIMITS:LIMITER/checks_per_ip/*"))]
+
+    vid, made_up = _started(load, 2)
+    fresh = json.loads(_get(port, f"/v1/verifications/{vid}"))["attemptsRemaining"]
+    before, scripts = hits(), _scripts_run(state)
+    remaining = json.loads(_post(port, f"/v1/verifications/{vid}/check", WRONG))["attemptsRemaining"]
+    taken, scripted = hits() != before, _scripts_run(state) > scripts
+    # A stored hash that no code's HMAC matches: only a variant without the HMAC approves a code with it.
+    state.hset(keys.state(made_up), "hash", ablation.MADE_UP_DIGEST)
+    approved = json.loads(_post(port, f"/v1/verifications/{made_up}/check", {"code": "0000"}))["approved"]
+    log = (stack.workdir / f"web-{port}.log").read_text(errors="replace")
     counted = sum(float(value) for value in re.findall(
         r'^verification_checks_total\{[^}]*outcome="wrong"[^}]*\} (\S+)$', _get(port, "/metrics"), re.MULTILINE))
-    vid = _started(load, 1)[0]
-    remaining = json.loads(_post(port, f"/v1/verifications/{vid}/check", WRONG))["attemptsRemaining"]
-    fresh = json.loads(_get(port, f"/v1/verifications/{_started(load, 1)[0]}"))["attemptsRemaining"]
-    spends = not ablated & {"script", "hgetall"}
-    found = {"log line": logged > 0, "metrics": counted > 0, "a spent attempt": remaining < fresh}
-    wanted = {"log line": "log" not in ablated, "metrics": "metrics" not in ablated, "a spent attempt": spends}
+    found = {"log line": '"check: wrong"' in log, "metrics": counted > 0, "spent attempt": remaining < fresh,
+             "a script": scripted, "HMAC": remaining < fresh and not approved, "rate limit": taken}
     if found != wanted:
         raise RuntimeError(f"{label}: expected {wanted}, found {found}; see {stack.workdir}/web-{port}.log")
+
+
+def _scripts_run(state) -> int:
+    return state.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
 
 
 def _request(port: int, path: str, body: bytes | None = None) -> str:

@@ -34,9 +34,9 @@ import tempfile
 from pathlib import Path
 
 from bench.instructions import KINDS
-from bench.load import Load, post
+from bench.load import post
 from bench.phases import PHONES
-from bench.stack import API_KEY, Stack
+from bench.stack import Stack, analysis_stack
 from verification.redis_server import free_port
 
 IN_APP = "Flask.__call__ ("
@@ -88,13 +88,7 @@ def profile(spy: str, requests: int, rate: int, clients: int, rounds: int = 5,
     """Samples per part for each of KINDS, from `requests` requests each."""
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     with contextlib.ExitStack() as cleanup:
-        stack = Stack(work, web_workers=2, web_class="sync", web_threads=1, worker_concurrency=1, window=900,
-                      limits=True)
-        cleanup.callback(stack.stop)
-        stack.start()
-        load = Load(stack.port, clients, API_KEY)
-        cleanup.callback(load.close)
-        stack.pause_worker()  # it would take the CPUs the profiled gunicorns run on
+        stack, load = cleanup.enter_context(analysis_stack(work, clients))
         made = load.run([post("/v1/verifications", {"phone": next(PHONES)}) for _ in range(requests // 3 + 1)],
                         keep_id=True)
         if set(made.statuses()) != {202}:

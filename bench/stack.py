@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from bench.load import Load
 from bench.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TwilioStandIn
 from verification.redis_server import RedisServer, free_port
 
@@ -31,9 +33,13 @@ NO_LIMITS = {name: "off" for name in (*OPEN_LIMITS, "LIMIT_STARTS_PER_PHONE")}
 def app_env(redis_url: str, window: int, limits: bool, **overrides) -> dict:
     """The environment the benchmark runs the service in: this one without the service's own settings,
     then the benchmark's (the floor route on, limits on with ceilings no run reaches, or off)."""
+    # Nor the caller's log format, development mode or metrics directory: each gunicorn makes its own
+    # directory (gunicorn.conf.py), and the figures are for the production set-up, JSON lines included.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("VERIFICATION_", "TWILIO_", "CELERY_", "LIMIT_", "REDIS_"))}
+           if not k.startswith(("VERIFICATION_", "TWILIO_", "CELERY_", "LIMIT_", "REDIS_"))
+           and k not in ("LOG_FORMAT", "DEVELOPMENT_MODE", "PROMETHEUS_MULTIPROC_DIR")}
     env.update({
+        "LOG_FORMAT": "json",
         "REDIS_URL": f"{redis_url}/0",
         # State in DB 0 and the broker in DB 1, so their memory can be told apart.
         "CELERY_BROKER_URL": f"{redis_url}/1",
@@ -159,6 +165,25 @@ class Stack:
 
     def redis(self, db: int = 0) -> redis.Redis:
         return redis.Redis.from_url(f"{self.redis_server.url}/{db}", decode_responses=True)
+
+
+@contextlib.contextmanager
+def analysis_stack(workdir: Path, clients: int):
+    """(stack, load) as the analysis tools use them (bench.profile, bench.ablate): gunicorn `-w 2 -k sync`,
+    rate limits on with ceilings no run reaches, `clients` load processes, and the worker paused, since it
+    would take the CPUs the measured gunicorns run on. Stopped on the way out, started gunicorns too."""
+    stack = Stack(workdir, web_workers=2, web_class="sync", web_threads=1, worker_concurrency=1, window=900,
+                  limits=True)
+    try:
+        stack.start()
+        load = Load(stack.port, clients, API_KEY)
+        try:
+            stack.pause_worker()
+            yield stack, load
+        finally:
+            load.close()
+    finally:
+        stack.stop()
 
 
 def _children(pid: int) -> list[int]:

@@ -133,6 +133,36 @@ def test_ablation_serves_each_variant_and_confirms_what_it_took_out():
     assert all(re.fullmatch(r"[+-]\d+", row[2]) for row in rows[2:])
 
 
+def test_ablation_expects_each_variant_to_lose_only_what_it_takes_out():
+    assert set(ablate.expected("", {}).values()) == {True}
+    assert ablate.expected("log,metrics,hmac", ablate.LIMIT_OFF) == {
+        "log line": False, "metrics": False, "spent attempt": True, "a script": True, "HMAC": False,
+        "rate limit": False}
+    # Without check.lua nothing compares a code, so there is no HMAC to find either.
+    assert ablate.expected("hgetall", {}) == {
+        "log line": True, "metrics": True, "spent attempt": False, "a script": False, "HMAC": False,
+        "rate limit": True}
+    # Every variant but the identical one is confirmed to have lost something, each a different set.
+    kept = [tuple(ablate.expected(ablated, env).values()) for _, ablated, env in ablate.VARIANTS]
+    assert kept[0] == kept[1] and len(set(kept)) == len(kept) - 1
+
+
+def test_ablation_table_gives_each_variant_against_the_floor_and_the_shipped_check():
+    def runs(*ratios):  # each run: its ratio, then the web app's and Redis's CPU seconds for its 100 checks
+        return [(ratio, 0.12, 0.01, 100) for ratio in ratios]
+
+    text = ablate.table({ablate.FLOOR: [(1.0, 0.045, 0.0015, 50)] * 4, ablate.SHIPPED: runs(0.70, 0.80, 0.75),
+                         "Taken out": runs(0.80, 0.86, 0.90)})
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [
+        [ablate.FLOOR, "100% (100%-100%)", "", "0.900", "0.030"],
+        [ablate.SHIPPED, "75% (70%-80%)", "", "1.200", "0.100"],
+        # Paired by round: +10, +6, +15 points.
+        ["Taken out", "86% (80%-90%)", "+10", "1.200", "0.100"],
+    ]
+    assert "in 3 rounds" in text
+
+
 def test_ablation_refuses_a_part_it_does_not_know_or_cannot_find():
     assert ablation.parts(" log, hgetall ,") == ["log", "hgetall"]
     with pytest.raises(ValueError, match="unknown part"):
