@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench import ablation
 from bench.load import Load, post
-from bench.phases import PHONES
+from bench.phases import NEVER_RIGHT, started
 from bench.stack import API_KEY, Stack, analysis_stack
 from verification import keys
 from verification.redis_server import free_port
@@ -50,7 +50,6 @@ VARIANTS = (
     ("All of the above out", "log,metrics,hmac,hgetall", LIMIT_OFF),
 )
 FLOOR = "Floor: POST /bench/floor"
-WRONG = {"code": "00000"}  # five digits are never a 4-digit code: every check is a wrong one
 
 
 def main(argv=None) -> int:
@@ -81,8 +80,8 @@ def measure(checks: int, rounds: int, clients: int) -> dict[str, list[tuple[floa
         # Three wrong checks a verification (it allows four), spread over the variants; the first
         # requests of each gunicorn (its imports, its first connections) are not timed.
         per_variant = checks + 3 * clients
-        made = _started(load, -(-per_variant * len(VARIANTS) // 3))
-        sends = [post(f"/v1/verifications/{vid}/check", WRONG) for vid in made for _ in range(3)]
+        made = started(load, -(-per_variant * len(VARIANTS) // 3))
+        sends = [post(f"/v1/verifications/{vid}/check", NEVER_RIGHT) for vid in made for _ in range(3)]
         floor = [post("/bench/floor", {"code": "0000"})] * max(checks // rounds // 2, 1)
         timed = {}
         for n, (label, ablate, env) in enumerate(VARIANTS):
@@ -111,13 +110,6 @@ def measure(checks: int, rounds: int, clients: int) -> dict[str, list[tuple[floa
                 before = after
     shutil.rmtree(work, ignore_errors=True)  # kept when something failed, for its logs
     return results
-
-
-def _started(load: Load, count: int) -> list[str]:
-    made = load.run([post("/v1/verifications", {"phone": next(PHONES)}) for _ in range(count)], keep_id=True)
-    if set(made.statuses()) != {202}:
-        raise RuntimeError(f"starts for the checks: {made.statuses()}")
-    return [row[3] for row in made.rows]
 
 
 def _answered(result, kind: str):
@@ -149,17 +141,17 @@ def _confirm(stack: Stack, port: int, label: str, wanted: dict[str, bool], load:
     def hits() -> list:  # the newest hit of each per-IP limit: a check that takes a slot pushes a new one
         return [state.lindex(key, 0) for key in sorted(state.scan_iter("LIMITS:LIMITER/checks_per_ip/*"))]
 
-    vid, made_up = _started(load, 2)
-    fresh = json.loads(_get(port, f"/v1/verifications/{vid}"))["attemptsRemaining"]
+    vid, made_up = started(load, 2)
+    fresh = _request(port, f"/v1/verifications/{vid}")["attemptsRemaining"]
     before, scripts = hits(), _scripts_run(state)
-    remaining = json.loads(_post(port, f"/v1/verifications/{vid}/check", WRONG))["attemptsRemaining"]
+    remaining = _request(port, f"/v1/verifications/{vid}/check", NEVER_RIGHT)["attemptsRemaining"]
     taken, scripted = hits() != before, _scripts_run(state) > scripts
     # A stored hash that no code's HMAC matches: only a variant without the HMAC approves a code with it.
     state.hset(keys.state(made_up), "hash", ablation.MADE_UP_DIGEST)
-    approved = json.loads(_post(port, f"/v1/verifications/{made_up}/check", {"code": "0000"}))["approved"]
+    approved = _request(port, f"/v1/verifications/{made_up}/check", {"code": "0000"})["approved"]
     log = (stack.workdir / f"web-{port}.log").read_text(errors="replace")
     counted = sum(float(value) for value in re.findall(
-        r'^verification_checks_total\{[^}]*outcome="wrong"[^}]*\} (\S+)$', _get(port, "/metrics"), re.MULTILINE))
+        r'^verification_checks_total\{[^}]*outcome="wrong"[^}]*\} (\S+)$', _request(port, "/metrics"), re.MULTILINE))
     found = {"log line": '"check: wrong"' in log, "metrics": counted > 0, "spent attempt": remaining < fresh,
              "a script": scripted, "HMAC": remaining < fresh and not approved, "rate limit": taken}
     if found != wanted:
@@ -170,19 +162,15 @@ def _scripts_run(state) -> int:
     return state.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
 
 
-def _request(port: int, path: str, body: bytes | None = None) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST" if body else "GET",
-                                     headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+def _request(port: int, path: str, body: dict | None = None) -> dict | str:
+    """One request to the variant on `port`: a GET without `body`, else a POST of it as JSON; the answer
+    decoded from JSON when it is JSON."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        return response.read().decode()
-
-
-def _get(port: int, path: str) -> str:
-    return _request(port, path)
-
-
-def _post(port: int, path: str, body: dict) -> str:
-    return _request(port, path, json.dumps(body).encode())
+        text = response.read().decode()
+        return json.loads(text) if response.headers.get_content_type() == "application/json" else text
 
 
 def table(results: dict[str, list[tuple[float, float, float, int]]]) -> str:
