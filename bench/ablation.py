@@ -53,10 +53,9 @@ def _check_by_hgetall() -> None:
 def _check_by_trivial_script() -> None:
     # The same through a script that does nothing else: what calling a script costs by itself.
     def check(self, verification_id, code_hash, channel, limits=(), of_phone=""):
-        script = self.__dict__.get("_hgetall_script") or self.redis.register_script(
-            "return redis.call('HGETALL', KEYS[1])")
-        self._hgetall_script = script
-        flat = script(keys=[keys.state(verification_id)])
+        if "_hgetall_script" not in self.__dict__:  # registered once per Store, at its first check
+            self._hgetall_script = self.redis.register_script("return redis.call('HGETALL', KEYS[1])")
+        flat = self._hgetall_script(keys=[keys.state(verification_id)])
         return _counted(store.CheckOutcome("wrong", store._verification(verification_id, flat)), channel)
 
     _replace(store.Store, "check", check)
