@@ -3,8 +3,8 @@
 `bench.profile` and `bench.instructions` see the web app's own code only: not Redis's time, nor what
 waiting on Redis does to the web app. This serves wrong-code checks from gunicorns that differ in one
 thing each (VARIANTS): the shipped app twice (how far two identical servers differ), and the app with
-parts of the check taken out as it is built (`bench/ablation.py`, `gunicorn bench.ablation:app`) or
-with the per-IP rate limit off. The benchmark's own gunicorn serves only the floor and the starts.
+parts of the check taken out as it is built (`bench/ablation.py`, `gunicorn bench.ablation:app`), Flask
+among them, or with the per-IP rate limit off. The benchmark's own gunicorn serves only the floor and the starts.
 They share the benchmark's stack (`-w 2 -k sync`, the project's
 gunicorn.conf.py, rate limits on with ceilings no run reaches, the worker paused) and its Redis. After
 a few untimed checks each, and a check that each variant lost what it should and kept the rest (from
@@ -48,6 +48,7 @@ VARIANTS = (
     ("The rate limit off, `check.lua` replaced by a script that only runs `HGETALL`", "script", LIMIT_OFF),
     ("The rate limit off, `check.lua` replaced by `HGETALL`", "hgetall", LIMIT_OFF),
     ("All of the above out", "log,metrics,hmac,hgetall", LIMIT_OFF),
+    ("Served without Flask, all else kept (a WSGI function in front of it)", "flask", {}),
 )
 FLOOR = "Floor: POST /bench/floor"
 
@@ -129,6 +130,7 @@ def expected(ablate: str, env: dict) -> dict[str, bool]:
         "a script": "hgetall" not in parts,
         "HMAC": scripted and "hmac" not in parts,  # a made-up stored hash does not match any code's HMAC
         "rate limit": env.get("LIMIT_CHECKS_PER_IP") != "off",
+        "Flask": "flask" not in parts,
     }
 
 
@@ -144,7 +146,8 @@ def _confirm(stack: Stack, port: int, label: str, wanted: dict[str, bool], load:
     vid, made_up = started(load, 2)
     fresh = _request(port, f"/v1/verifications/{vid}")["attemptsRemaining"]
     before, scripts = hits(), _scripts_run(state)
-    remaining = _request(port, f"/v1/verifications/{vid}/check", NEVER_RIGHT)["attemptsRemaining"]
+    headers = {}
+    remaining = _request(port, f"/v1/verifications/{vid}/check", NEVER_RIGHT, headers)["attemptsRemaining"]
     taken, scripted = hits() != before, _scripts_run(state) > scripts
     # A stored hash that no code's HMAC matches: only a variant without the HMAC approves a code with it.
     state.hset(keys.state(made_up), "hash", ablation.MADE_UP_DIGEST)
@@ -153,7 +156,8 @@ def _confirm(stack: Stack, port: int, label: str, wanted: dict[str, bool], load:
     counted = sum(float(value) for value in re.findall(
         r'^verification_checks_total\{[^}]*outcome="wrong"[^}]*\} (\S+)$', _request(port, "/metrics"), re.MULTILINE))
     found = {"log line": '"check: wrong"' in log, "metrics": counted > 0, "spent attempt": remaining < fresh,
-             "a script": scripted, "HMAC": remaining < fresh and not approved, "rate limit": taken}
+             "a script": scripted, "HMAC": remaining < fresh and not approved, "rate limit": taken,
+             "Flask": ablation.WITHOUT_FLASK not in headers}
     if found != wanted:
         raise RuntimeError(f"{label}: expected {wanted}, found {found}; see {stack.workdir}/web-{port}.log")
 
@@ -162,13 +166,15 @@ def _scripts_run(state) -> int:
     return state.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
 
 
-def _request(port: int, path: str, body: dict | None = None) -> dict | str:
+def _request(port: int, path: str, body: dict | None = None, headers: dict | None = None) -> dict | str:
     """One request to the variant on `port`: a GET without `body`, else a POST of it as JSON; the answer
-    decoded from JSON when it is JSON."""
+    decoded from JSON when it is JSON, its headers put in `headers` when given."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
+        if headers is not None:
+            headers.update(response.headers.items())
         text = response.read().decode()
         return json.loads(text) if response.headers.get_content_type() == "application/json" else text
 

@@ -13,7 +13,9 @@ from xml.etree import ElementTree
 import pytest
 
 from bench import ablate, ablation, plot, profile
-from bench.instructions import KINDS
+from bench.instructions import COUNTED
+from bench.phases import NEVER_RIGHT
+from tests.conftest import API_KEY
 from verification.redis_server import bundled_valkey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,11 +86,14 @@ def test_instruction_counts():
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     rows = re.findall(r"^\| (.+?) \| ([\d,]+) \| (\d+\.\d\d) \|$", run.stdout, re.MULTILINE)
-    assert [kind for kind, _, _ in rows] == list(KINDS)
-    floor, start, check = (int(n.replace(",", "")) for _, n, _ in rows)
+    assert [kind for kind, _, _ in rows] == list(COUNTED)
+    counts = [int(n.replace(",", "")) for _, n, _ in rows]
+    floor, start, check, plain_floor, plain_check = counts
     # Each does what the floor does and more; a start (two task messages, the number's validation) the most.
     assert 100_000 < floor < check < start
-    assert [ratio for _, _, ratio in rows] == ["1.00", f"{start / floor:.2f}", f"{check / floor:.2f}"]
+    # Without Flask, each does the same work in fewer instructions.
+    assert 0 < plain_floor < floor and plain_floor < plain_check < check
+    assert [ratio for _, _, ratio in rows] == [f"{n / floor:.2f}" for n in counts]
 
 
 @pytest.mark.slow
@@ -136,11 +141,13 @@ def test_ablation_expects_each_variant_to_lose_only_what_it_takes_out():
     assert set(ablate.expected("", {}).values()) == {True}
     assert ablate.expected("log,metrics,hmac", ablate.LIMIT_OFF) == {
         "log line": False, "metrics": False, "spent attempt": True, "a script": True, "HMAC": False,
-        "rate limit": False}
+        "rate limit": False, "Flask": True}
     # Without check.lua nothing compares a code, so there is no HMAC to find either.
     assert ablate.expected("hgetall", {}) == {
         "log line": True, "metrics": True, "spent attempt": False, "a script": False, "HMAC": False,
-        "rate limit": True}
+        "rate limit": True, "Flask": True}
+    # Served without Flask, the check keeps everything else.
+    assert ablate.expected("flask", {}) == {**ablate.expected("", {}), "Flask": False}
     # Every variant but the identical one is confirmed to have lost something, each a different set.
     kept = [tuple(ablate.expected(ablated, env).values()) for _, ablated, env in ablate.VARIANTS]
     assert kept[0] == kept[1] and len(set(kept)) == len(kept) - 1
@@ -160,6 +167,75 @@ def test_ablation_table_gives_each_variant_against_the_floor_and_the_shipped_che
         ["Taken out", "86% (80%-90%)", "+10", "1.200", "0.100"],
     ]
     assert "in 3 rounds" in text
+
+
+def _with_and_without_flask(make_app, **settings) -> list:
+    """Test clients of the shipped app and of the app serving checks without Flask, on the same Redis."""
+    shipped, without = make_app(**settings), make_app(**settings)
+    ablation.serve_checks_without_flask(without)
+    return [app.test_client() for app in (shipped, without)]
+
+
+def _same_answers(clients: list, path: str, served: bool, unlike: tuple = (), **request) -> tuple[dict, dict]:
+    """POST to both; the same status and headers (but those `unlike`), the second's marked served without
+    Flask or not; both JSON bodies, to compare. Each length is its body's: the bodies may differ (the
+    shared worker may send a verification's SMS between the two)."""
+    flask_answer, answer = (client.post(path, **request) for client in clients)
+    assert answer.status_code == flask_answer.status_code, path
+    assert answer.headers.get(ablation.WITHOUT_FLASK) == ("1" if served else None), path
+    for response in (flask_answer, answer):
+        assert int(response.headers.pop("Content-Length")) == len(response.data)
+        for name in ("Date", ablation.WITHOUT_FLASK, *unlike):
+            response.headers.pop(name, None)
+    assert dict(answer.headers) == dict(flask_answer.headers), path
+    return flask_answer.get_json(), answer.get_json()
+
+
+def test_ablation_without_flask_answers_a_check_as_flask_does(make_app, state):
+    """The variant that serves checks without Flask answers each one as the shipped app does, behind
+    ProxyFix as Flask is, and leaves what it does not serve (no key, a body other than one `code`, a body
+    without a length) to Flask, the body whole."""
+    clients = _with_and_without_flask(make_app, PROXY_FIX_HOPS="1")
+    headers = {"Authorization": f"Bearer {API_KEY}", "X-Forwarded-For": "203.0.113.7"}
+    vid, canceled = (clients[0].post("/v1/verifications", json={"phone": phone}, headers=headers).get_json()["id"]
+                     for phone in ("+14155550100", "+14155550101"))
+    assert clients[0].post(f"/v1/verifications/{canceled}/cancel", headers=headers).status_code == 200
+    check = f"/v1/verifications/{vid}/check"
+    # A body of unknown length, as chunked: gunicorn marks the stream as ending where the body does.
+    chunked = {"data": b'{"code": "12"}', "environ_overrides": {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}}
+    requests = [  # (path, served without Flask, the request)
+        (check, True, {"json": NEVER_RIGHT}),  # wrong: 200, an attempt spent
+        (check, True, {"json": {"code": "12"}}),  # malformed: 400, nothing spent
+        ("/v1/verifications/unknown/check", True, {"json": {"code": "1234"}}),  # 404
+        (f"/v1/verifications/{canceled}/check", True, {"json": {"code": "1234"}}),  # 409 with its status
+        (check, False, {"json": {"code": "1234", "extra": 1}}),  # Flask's 400
+        (check, False, {"data": b"{not json", "content_type": "application/json"}),  # Flask's 400
+        (check, False, {"content_type": "application/json", **chunked}),  # Flask's: malformed, read whole
+    ]
+    for path, served, request in requests:
+        expected, got = _same_answers(clients, path, served, headers=headers, **request)
+        if "attemptsRemaining" in expected:  # the two wrong checks, one after the other
+            assert (expected.pop("attemptsRemaining"), got.pop("attemptsRemaining")) == (3, 2)
+            for resource in (expected, got):  # the shared worker may send the SMS in between
+                for name in ("updatedAt", "sendStatus", "deliveryStatus"):
+                    resource.pop(name)
+        assert got == expected, path
+    assert _same_answers(clients, check, False, json={"code": "1234"})[0]["error"]["code"] == "unauthorized"
+    assert clients[0].get(f"/v1/verifications/{vid}", headers=headers).get_json()["attemptsRemaining"] == 2
+    # Both took the rate limit's slots for the forwarded address, none for the proxy's own.
+    limited = " ".join(state.scan_iter("LIMITS:LIMITER/checks_per_ip/*"))
+    assert "203.0.113.7" in limited and "127.0.0.1" not in limited
+
+
+def test_ablation_without_flask_refuses_a_check_over_the_limit_as_flask_does(make_app):
+    clients = _with_and_without_flask(make_app, LIMIT_CHECKS_PER_IP="1/minute")
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    path = "/v1/verifications/unknown/check"
+    assert clients[0].post(path, headers=headers, json={"code": "1234"}).status_code == 404  # the one slot
+    # The seconds to wait may differ by one between the two answers, a second apart at most.
+    expected, got = _same_answers(clients, path, True, ("Retry-After",), headers=headers, json={"code": "1234"})
+    assert abs(expected["error"].pop("retryAfter") - got["error"].pop("retryAfter")) <= 1
+    assert got == expected and got["error"]["code"] == "rate_limited"
 
 
 def test_ablation_refuses_a_part_it_does_not_know_or_cannot_find():
