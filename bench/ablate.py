@@ -4,9 +4,9 @@
 waiting on Redis does to the web app. This serves wrong-code checks from gunicorns that differ in one
 thing each (VARIANTS): the shipped app twice (how far two identical servers differ), and the app with
 parts of the check taken out as it is built (`bench/ablation.py`, `gunicorn bench.ablation:app`), Flask
-among them, or with the per-IP rate limit off. The benchmark's own gunicorn serves only the floor and the starts.
-They share the benchmark's stack (`-w 2 -k sync`, the project's
-gunicorn.conf.py, rate limits on with ceilings no run reaches, the worker paused) and its Redis. After
+among them, or with the per-IP rate limit off. The benchmark's own gunicorn serves only the floor and
+the starts. They share the benchmark's stack (`-w 2 -k sync`, the project's gunicorn.conf.py, rate
+limits on with ceilings no run reaches, the worker paused) and its Redis. After
 a few untimed checks each, and a check that each variant lost what it should and kept the rest (from
 its log, its /metrics, its answers, Redis's command counts and the rate limit's hits: `expected`),
 each of R rounds sends N/R checks to every variant in turn (the order reversed every other round),
