@@ -13,7 +13,7 @@ from verification import challenge, countdowns, logs, metrics
 from verification.config import ConfigError, Settings
 from verification.dispatch import LeanRequest
 from verification.sms import make_sender
-from verification.store import Store
+from verification.store import Store, command_packer
 
 app = Celery("verification")
 app.config_from_object("celeryconfig")
@@ -65,7 +65,7 @@ def _runtime():
     """Built on first use in each worker process, after the fork."""
     settings = Settings.from_env()
     connection = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5,
-                                      health_check_interval=30)
+                                      health_check_interval=30, command_packer=command_packer())
     store = Store(connection, settings.VERIFICATION_RETENTION_SECONDS)
     return settings, store, make_sender(settings)
 

@@ -13,7 +13,7 @@ from verification.config import ConfigError, Settings
 from verification.dispatch import CeleryDispatcher
 from verification.ratelimits import Limiter
 from verification.service import VerificationService
-from verification.store import Store
+from verification.store import Store, command_packer
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -41,7 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # again could spend an attempt twice. A Redis outage is a quick 503 instead (errors.py).
     connection = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
                                       health_check_interval=30, decode_responses=True,
-                                      retry=Retry(NoBackoff(), 0))
+                                      retry=Retry(NoBackoff(), 0), command_packer=command_packer())
     store = Store(connection, settings.VERIFICATION_RETENTION_SECONDS)
     if celery_app is None:
         import tasks

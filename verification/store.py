@@ -11,6 +11,11 @@ from importlib import resources
 import redis
 
 from verification import keys, metrics
+
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - a dependency (redis[hiredis])
+    hiredis = None
 from verification.model import Verification
 
 # A stored event's field: e<n> (events.lua).
@@ -33,6 +38,37 @@ def script_source(name: str) -> str:
     """A script's text as Redis runs it: its preludes, then the script."""
     return "".join(_read(part) for part in (*_PRELUDES.get(name, ()), name))
 
+
+
+class _HiredisPacker:
+    """Packs a command into RESP in one call of hiredis's C packer, as redis-py 7 did with hiredis.
+
+    redis-py 8 (8.2) runs every argument through its Python `Encoder.encode` before hiredis packs them:
+    about 6,000 instructions an argument, which a script call pays for each key and argument (14 for a
+    check, 30-odd for a start). hiredis encodes what the scripts are given (str as UTF-8, int, float)
+    to the same bytes (tests/test_packer.py compares them), and refuses what redis-py refuses.
+    """
+
+    def pack(self, *args) -> list[bytes]:
+        # A command name of two words ("SCRIPT LOAD") goes as two arguments, as redis-py sends it.
+        if isinstance(args[0], str):
+            args = (*args[0].encode().split(), *args[1:])
+        elif b" " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            # hiredis takes bytes and memoryview but not bytearray, which redis-py accepts.
+            args = tuple(bytes(arg) if isinstance(arg, bytearray) else arg for arg in args)
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError as exc:  # None, a bool, an object: redis-py's Encoder refuses them too
+                raise redis.DataError(str(exc)) from None
+
+
+def command_packer() -> _HiredisPacker | None:
+    """For a UTF-8 client's `command_packer=`: hiredis's packer, or None (redis-py's own) without hiredis."""
+    return _HiredisPacker() if hiredis is not None else None
 
 # A rate limit as the scripts take one: (Redis key, amount, window in seconds).
 Limit = tuple[str, int, int]
