@@ -11,12 +11,12 @@ from importlib import resources
 import redis
 
 from verification import keys, metrics
+from verification.model import Verification
 
 try:
     import hiredis
 except ImportError:  # pragma: no cover - a dependency (redis[hiredis])
     hiredis = None
-from verification.model import Verification
 
 # A stored event's field: e<n> (events.lua).
 _EVENT = re.compile(r"e[0-9]+")
@@ -37,7 +37,6 @@ def _read(name: str) -> str:
 def script_source(name: str) -> str:
     """A script's text as Redis runs it: its preludes, then the script."""
     return "".join(_read(part) for part in (*_PRELUDES.get(name, ()), name))
-
 
 
 class _HiredisPacker:
@@ -69,6 +68,7 @@ class _HiredisPacker:
 def command_packer() -> _HiredisPacker | None:
     """For a UTF-8 client's `command_packer=`: hiredis's packer, or None (redis-py's own) without hiredis."""
     return _HiredisPacker() if hiredis is not None else None
+
 
 # A rate limit as the scripts take one: (Redis key, amount, window in seconds).
 Limit = tuple[str, int, int]
