@@ -43,26 +43,40 @@ class _HiredisPacker:
     """Packs a command into RESP in one call of hiredis's C packer, as redis-py 7 did with hiredis.
 
     redis-py 8 (8.2) runs every argument through its Python `Encoder.encode` before hiredis packs them:
-    about 6,000 instructions an argument, which a script call pays for each key and argument (14 for a
-    check, 30-odd for a start). hiredis encodes what the scripts are given (str as UTF-8, int, float)
-    to the same bytes (tests/test_packer.py compares them), and refuses what redis-py refuses.
+    about 6,000 instructions an argument, which a script call pays for each key and argument (13 for a
+    check, 35 for a start). Arguments of exactly str, bytes, int or float, all the service sends, go to
+    hiredis as they are: it writes them as redis-py's encoder does with its default encoding (UTF-8,
+    strict) (tests/test_packer.py compares the bytes). Any other argument is first made what redis-py
+    would send, or refused as redis-py refuses it. (An int of more than 4,300 digits, which Python will
+    not print and so no request can give, would crash hiredis where redis-py raises ValueError.)
     """
 
     def pack(self, *args) -> list[bytes]:
+        if not _PACKED_AS_IS.issuperset(map(type, args)):
+            args = tuple(_as_redis_py_encodes(arg) for arg in args)
         # A command name of two words ("SCRIPT LOAD") goes as two arguments, as redis-py sends it.
         if isinstance(args[0], str):
             args = (*args[0].encode().split(), *args[1:])
         elif b" " in args[0]:
             args = (*args[0].split(), *args[1:])
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError:
-            # hiredis takes bytes and memoryview but not bytearray, which redis-py accepts.
-            args = tuple(bytes(arg) if isinstance(arg, bytearray) else arg for arg in args)
-            try:
-                return [hiredis.pack_command(args)]
-            except TypeError as exc:  # None, a bool, an object: redis-py's Encoder refuses them too
-                raise redis.DataError(str(exc)) from None
+        return [hiredis.pack_command(args)]
+
+
+_PACKED_AS_IS = frozenset((str, bytes, int, float))
+
+
+def _as_redis_py_encodes(arg):
+    """An argument as redis-py's `Encoder.encode` sends it; what it refuses, refused with its DataError."""
+    if type(arg) in _PACKED_AS_IS:
+        return arg
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg)  # hiredis takes no bytearray, and would send a strided memoryview's buffer as is
+    if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+        return repr(arg).encode()  # a subclass (an IntEnum) as its repr, as redis-py sends it
+    if isinstance(arg, str):
+        return arg.encode()
+    raise redis.DataError(f"Invalid input of type: '{type(arg).__name__}'. "
+                          "Convert to a bytes, string, int or float first.")
 
 
 def command_packer() -> _HiredisPacker | None:
