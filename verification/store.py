@@ -47,8 +47,8 @@ class _HiredisPacker:
     check, 35 for a start). Arguments of exactly str, bytes, int or float, all the service sends, go to
     hiredis as they are: it writes them as redis-py's encoder does with its default encoding (UTF-8,
     strict) (tests/test_packer.py compares the bytes). Any other argument is first made what redis-py
-    would send, or refused as redis-py refuses it. (An int of more than 4,300 digits, which Python will
-    not print and so no request can give, would crash hiredis where redis-py raises ValueError.)
+    would send, or refused as redis-py refuses it. (An int of more than 4,300 digits would crash hiredis,
+    where redis-py raises ValueError; Python reads none from text, so no request can give one.)
     """
 
     def pack(self, *args) -> list[bytes]:
