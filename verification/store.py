@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import redis
+from redis.connection import Encoder
 
 from verification import keys, metrics
 from verification.model import Verification
@@ -46,8 +47,8 @@ class _HiredisPacker:
     about 6,000 instructions an argument, which a script call pays for each key and argument (13 for a
     check, 35 for a start). Arguments of exactly str, bytes, int or float, all the service sends, go to
     hiredis as they are: it writes them as redis-py's encoder does with its default encoding (UTF-8,
-    strict) (tests/test_packer.py compares the bytes). Any other argument is first made what redis-py
-    would send, or refused as redis-py refuses it. (An int of more than 4,300 digits would crash hiredis,
+    strict) (tests/test_packer.py compares the bytes). A command with any other argument goes through
+    redis-py's own Encoder first, so it is sent or refused as redis-py would. (An int of more than 4,300 digits would crash hiredis,
     where redis-py raises ValueError; Python reads none from text, so no request can give one.)
     """
 
@@ -65,18 +66,15 @@ class _HiredisPacker:
 _PACKED_AS_IS = frozenset((str, bytes, int, float))
 
 
+# redis-py's own Encoder, with its defaults: what it makes of an argument, or its DataError.
+_encode = Encoder("utf-8", "strict", False).encode
+
+
 def _as_redis_py_encodes(arg):
-    """An argument as redis-py's `Encoder.encode` sends it; what it refuses, refused with its DataError."""
-    if type(arg) in _PACKED_AS_IS:
-        return arg
-    if isinstance(arg, (bytes, bytearray, memoryview)):
-        return bytes(arg)  # hiredis takes no bytearray, and would send a strided memoryview's buffer as is
-    if isinstance(arg, (int, float)) and not isinstance(arg, bool):
-        return repr(arg).encode()  # a subclass (an IntEnum) as its repr, as redis-py sends it
-    if isinstance(arg, str):
-        return arg.encode()
-    raise redis.DataError(f"Invalid input of type: '{type(arg).__name__}'. "
-                          "Convert to a bytes, string, int or float first.")
+    """An argument as redis-py's `Encoder.encode` makes it, in bytes hiredis takes as they are: it takes no
+    bytearray, and would send a strided memoryview's whole buffer."""
+    encoded = _encode(arg)
+    return bytes(encoded) if isinstance(encoded, (bytearray, memoryview)) else encoded
 
 
 def command_packer() -> _HiredisPacker | None:
