@@ -82,6 +82,21 @@ def test_ids_are_random_and_never_read_as_a_command_line_option(monkeypatch):
     assert service.new_id() == "CCCCCCCCCCCCCCCCCCCCC-"
 
 
+def test_a_redis_that_lost_its_scripts_runs_each_once(client, twilio, worker, state):
+    # A Redis restarted without its script cache answers NOSCRIPT: the web app and the worker load each
+    # script again and run it, once (a check spends one attempt, not two).
+    state.script_flush()
+    body, code = sent_code(client, twilio)
+    state.script_flush()
+    wrong = client.post(body["links"]["check"], json={"code": wrong_code(code)})
+    assert wrong.status_code == 200
+    assert (wrong.json["approved"], wrong.json["attemptsRemaining"]) == (False, 3)
+    assert state.hget(keys.state(body["id"]), "attempts") == "3"
+    state.script_flush()
+    right = client.post(body["links"]["check"], json={"code": code})
+    assert (right.status_code, right.json["approved"], right.json["attemptsRemaining"]) == (200, True, 3)
+
+
 def test_check_after_approval_is_a_conflict_not_a_second_success(client, twilio, worker):
     body, code = sent_code(client, twilio)
     assert client.post(body["links"]["check"], json={"code": code}).json["approved"] is True
