@@ -48,8 +48,9 @@ class _HiredisPacker:
     check, 35 for a start). Arguments of exactly str, bytes, int or float, all the service sends, go to
     hiredis as they are: it writes them as redis-py's encoder does with its default encoding (UTF-8,
     strict) (tests/test_packer.py compares the bytes). A command with any other argument goes through
-    redis-py's own Encoder first, so it is sent or refused as redis-py would. (An int of more than 4,300 digits would crash hiredis,
-    where redis-py raises ValueError; Python reads none from text, so no request can give one.)
+    redis-py's own Encoder first, so it is sent or refused as redis-py would. (An int of more than 4,300
+    digits would crash hiredis, where redis-py raises ValueError; Python reads none from text, so no
+    request can give one.)
     """
 
     def pack(self, *args) -> list[bytes]:
@@ -150,16 +151,18 @@ class Store:
         self._scripts = {name: connection.register_script(script_source(name)) for name in _SCRIPTS}
 
     def _run(self, name: str, keys_: list[str], args: list) -> list:
+        return [_text(item) for item in self._eval(name, keys_, args)]
+
+    def _eval(self, name: str, keys_: list[str], args: list):
         script = self._scripts[name]
         # EVALSHA itself: redis-py's Script.__call__ adds about 34,000 instructions a call (two imports, two
         # isinstance tests against its Protocol-based pipeline classes, copies of the keys and arguments),
         # 3% of a check. Its own recovery is kept for a Redis that lost its script cache (a restart):
         # NOSCRIPT means the script did not run, so running it through Script once more counts once.
         try:
-            reply = self.redis.evalsha(script.sha, len(keys_), *keys_, *args)
+            return self.redis.evalsha(script.sha, len(keys_), *keys_, *args)
         except redis.exceptions.NoScriptError:
-            reply = script(keys=keys_, args=args)
-        return [_text(item) for item in reply]
+            return script(keys=keys_, args=args)
 
     def load_scripts(self) -> None:
         """Make sure every script is in Redis's cache (readiness): one SCRIPT EXISTS, a load for each missing."""
@@ -273,10 +276,8 @@ class Store:
     def purge(self, verification_id: str, created_ms: int | None = None) -> bool:
         """Delete a verification and its index entries; with `created_ms`, only the one created then."""
         phone = _text(self.redis.hget(keys.state(verification_id), "phone")) or ""
-        reply = self._scripts["purge"](
-            keys=[keys.state(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED],
-            args=[verification_id, "" if created_ms is None else created_ms],
-        )
+        reply = self._eval("purge", [keys.state(verification_id), keys.phone(phone), keys.DEADLINES, keys.CREATED],
+                           [verification_id, "" if created_ms is None else created_ms])
         return int(reply) == 1
 
     def created_between(self, min_ms: float, max_ms: float, offset: int, count: int) -> list[tuple[str, int]]:
